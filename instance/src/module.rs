@@ -1,0 +1,4 @@
+//! (in progress)
+/// A compiled module (placeholder).
+#[derive(Clone, Debug)]
+pub struct Module;
