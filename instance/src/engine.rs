@@ -71,6 +71,12 @@ impl Engine {
         &*self.inner.isa
     }
 
+    /// The Cranelift target as a shared handle (cranelift-jit owns one per
+    /// compiled module).
+    pub(crate) fn isa_arc(&self) -> OwnedTargetIsa {
+        self.inner.isa.clone()
+    }
+
     /// The epoch counter compiled code reads.
     pub fn epoch_counter(&self) -> &'static AtomicU64 {
         self.inner.epoch

@@ -1,1 +1,644 @@
-//! (in progress)
+//! Instances: instantiation (WebAssembly 2.0 semantics), the per-instance
+//! runtime state, and export lookup.
+//!
+//! # Instantiation, step by step
+//!
+//! 1. Check the imports: one per module import, from this store, of a
+//!    matching type (function types equal, table and memory limits
+//!    subtyping on their *current* sizes, global types equal). Any mismatch
+//!    is an [`Error::Link`] naming `module::name`.
+//! 2. Allocate everything that can fail for lack of resources — defined
+//!    memories, defined tables, the VMContext — before the store is touched,
+//!    so a resource error leaves no trace.
+//! 3. Commit to the store: memories, tables and globals get store entries
+//!    whose definitions live inline in the VMContext; the VMContext header,
+//!    imports and every function's `VMFuncRef` are written; defined globals
+//!    are initialised from their constant expressions, in order.
+//! 4. Active element segments, in order (`table.init` + `elem.drop`), then
+//!    active data segments (`memory.init` + `data.drop`); declared element
+//!    segments are dropped. An out-of-bounds segment traps; what earlier
+//!    segments wrote stays written (2.0 semantics).
+//! 5. The start function, if any.
+//!
+//! From step 3 on the instance belongs to the store even if a later step
+//! traps: its functions may already be referenced from imported tables. Only
+//! a successful instantiation returns an [`Instance`] handle.
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::externals::{Extern, ExternType, Global, Memory, Table};
+use crate::func::{call_raw, func_type_id, Func, FuncKind};
+use crate::memory::LinearMemory;
+use crate::module::Module;
+use crate::module_info::{ConstExpr, DataMode, ElemMode, ExportKind, ImportKind, ModuleInfo};
+use crate::store::{
+    AsContext, AsContextMut, RawBox, StoreGlobal, StoreId, StoreInner, StoreOpaque,
+};
+use crate::table::TableStorage;
+use crate::trap::{Trap, TrapKind};
+use crate::typed_func::{TypedFunc, WasmParams, WasmResults};
+use crate::vmcontext::{
+    VMContext, VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMMemoryDefinition, VMOffsets,
+    VMTableDefinition, ValRaw,
+};
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+/// An instantiated module in a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Instance {
+    store: StoreId,
+    index: u32,
+}
+
+impl Instance {
+    /// Instantiates `module` with `imports` given in the order of the
+    /// module's imports.
+    pub fn new<T>(
+        store: &mut impl AsContextMut<Data = T>,
+        module: &Module,
+        imports: &[Extern],
+    ) -> Result<Instance> {
+        instantiate(store.store_inner_mut(), module, imports)
+    }
+
+    pub(crate) fn from_index(store: StoreId, index: u32) -> Instance {
+        Instance { store, index }
+    }
+
+    /// The instance's data, if it belongs to `store`.
+    fn data<'a>(&self, store: &'a StoreOpaque) -> Option<&'a InstanceData> {
+        store.check(self.store, "").ok()?;
+        store.instances.get(self.index as usize).map(|i| &**i)
+    }
+
+    /// The module this instance was created from (`None` for a handle of
+    /// another store).
+    pub fn module(&self, store: &impl AsContext) -> Option<Module> {
+        Some(self.data(&store.store_inner().opaque)?.module.clone())
+    }
+
+    /// The export `name`, if there is one.
+    pub fn get_export(&self, store: &impl AsContext, name: &str) -> Option<Extern> {
+        let data = self.data(&store.store_inner().opaque)?;
+        let kind = *data.module.info().export_map.get(name)?;
+        Some(data.export(kind))
+    }
+
+    pub fn get_func(&self, store: &impl AsContext, name: &str) -> Option<Func> {
+        match self.get_export(store, name)? {
+            Extern::Func(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn get_memory(&self, store: &impl AsContext, name: &str) -> Option<Memory> {
+        match self.get_export(store, name)? {
+            Extern::Memory(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn get_table(&self, store: &impl AsContext, name: &str) -> Option<Table> {
+        match self.get_export(store, name)? {
+            Extern::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn get_global(&self, store: &impl AsContext, name: &str) -> Option<Global> {
+        match self.get_export(store, name)? {
+            Extern::Global(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The exported function `name` with static types, checked once here.
+    pub fn get_typed_func<P: WasmParams, R: WasmResults>(
+        &self,
+        store: &impl AsContext,
+        name: &str,
+    ) -> Result<TypedFunc<P, R>> {
+        let func = match self.get_export(store, name) {
+            Some(Extern::Func(f)) => f,
+            Some(other) => {
+                return Err(Error::Export {
+                    name: name.into(),
+                    message: format!("is a {}, not a function", other.kind_name()),
+                })
+            }
+            None => {
+                return Err(Error::Export {
+                    name: name.into(),
+                    message: "the instance has no export by this name".into(),
+                })
+            }
+        };
+        func.typed(store).map_err(|e| Error::Export { name: name.into(), message: e.to_string() })
+    }
+
+    /// Every export, in the module's order.
+    pub fn exports(&self, store: &impl AsContext) -> Vec<(String, Extern)> {
+        let Some(data) = self.data(&store.store_inner().opaque) else {
+            return Vec::new();
+        };
+        data.module
+            .info()
+            .exports
+            .iter()
+            .map(|(name, kind)| (name.clone(), data.export(*kind)))
+            .collect()
+    }
+}
+
+/// A VMContext allocation: zeroed, 16-byte aligned, freed on drop.
+///
+/// The pools of the next issue will hand these out from a free list; the
+/// instance only needs `as_ptr` and the size.
+pub(crate) struct VMContextAlloc {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl VMContextAlloc {
+    pub(crate) fn new(size: usize) -> Result<VMContextAlloc> {
+        let layout = Layout::from_size_align(size.max(16), 16)
+            .map_err(|e| Error::Resource(format!("VMContext of {size} bytes: {e}")))?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).ok_or_else(|| {
+            Error::Resource(format!("cannot allocate a VMContext of {size} bytes"))
+        })?;
+        Ok(VMContextAlloc { ptr, layout })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.layout.size()
+    }
+}
+
+impl Drop for VMContextAlloc {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed only here.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+// SAFETY: plain owned memory.
+unsafe impl Send for VMContextAlloc {}
+
+/// The runtime state of one instance (what libcalls reach through the
+/// VMContext header's `INSTANCE` field).
+pub(crate) struct InstanceData {
+    /// Index in the store's instance list.
+    pub(crate) index: u32,
+    store: StoreId,
+    module: Module,
+    vmctx: VMContextAlloc,
+    /// What each imported function resolved to (canonical handles).
+    imported_funcs: Box<[Func]>,
+    /// Store indices of the memories, tables and globals, imported first.
+    pub(crate) memories: Box<[u32]>,
+    pub(crate) tables: Box<[u32]>,
+    pub(crate) globals: Box<[u32]>,
+    /// Dropped element and data segments (`elem.drop`, `data.drop`, and
+    /// active segments once applied).
+    pub(crate) dropped_elems: Box<[bool]>,
+    pub(crate) dropped_data: Box<[bool]>,
+}
+
+impl InstanceData {
+    pub(crate) fn module(&self) -> &Module {
+        &self.module
+    }
+
+    pub(crate) fn vmctx(&self) -> *mut VMContext {
+        self.vmctx.as_ptr().cast()
+    }
+
+    pub(crate) fn vmctx_addr(&self) -> usize {
+        self.vmctx.as_ptr() as usize
+    }
+
+    /// The canonical handle of function `index` of the module.
+    pub(crate) fn func(&self, index: u32) -> Func {
+        match self.imported_funcs.get(index as usize) {
+            Some(&f) => f,
+            None => Func::wasm(self.store, self.index, index),
+        }
+    }
+
+    /// This instance's `VMFuncRef` of function `index`.
+    pub(crate) fn func_ref(&self, index: u32) -> *const VMFuncRef {
+        let offset = self.module.offsets().func_ref(index);
+        self.vmctx.as_ptr().wrapping_add(offset as usize).cast()
+    }
+
+    /// The function whose `VMFuncRef` in this VMContext is at `addr`.
+    pub(crate) fn func_index_of_ref(&self, addr: usize) -> Option<u32> {
+        let n = self.module.info().functions.len();
+        if n == 0 {
+            return None;
+        }
+        let begin = self.vmctx_addr() + self.module.offsets().func_ref(0) as usize;
+        let rel = addr.checked_sub(begin)?;
+        let size = VMFuncRef::SIZE as usize;
+        if rel % size != 0 || rel / size >= n {
+            return None;
+        }
+        Some((rel / size) as u32)
+    }
+
+    fn export(&self, kind: ExportKind) -> Extern {
+        match kind {
+            ExportKind::Func(i) => Extern::Func(self.func(i)),
+            ExportKind::Memory(i) => Extern::Memory(Memory::from_index(self.store, self.memories[i as usize])),
+            ExportKind::Table(i) => Extern::Table(Table::from_index(self.store, self.tables[i as usize])),
+            ExportKind::Global(i) => Extern::Global(Global::from_index(self.store, self.globals[i as usize])),
+        }
+    }
+
+    /// Writes `value` at `offset` in the VMContext.
+    ///
+    /// # Safety
+    ///
+    /// `offset` must be a field of type `V` in this module's layout.
+    unsafe fn write<V>(&self, offset: u32, value: V) {
+        debug_assert!(offset as usize + std::mem::size_of::<V>() <= self.vmctx.size());
+        // SAFETY: in bounds and aligned per the caller's promise.
+        unsafe { self.vmctx.as_ptr().add(offset as usize).cast::<V>().write(value) }
+    }
+
+    fn field_ptr<V>(&self, offset: u32) -> NonNull<V> {
+        // SAFETY: a VMContext pointer plus an offset inside it is non-null.
+        unsafe { NonNull::new_unchecked(self.vmctx.as_ptr().wrapping_add(offset as usize).cast()) }
+    }
+}
+
+/// Evaluates a constant expression in `instance`.
+pub(crate) fn eval_const(globals: &[StoreGlobal], instance: &InstanceData, expr: &ConstExpr) -> ValRaw {
+    match *expr {
+        ConstExpr::I32(v) => u64::from(v as u32),
+        ConstExpr::I64(v) => v as u64,
+        ConstExpr::F32(bits) => u64::from(bits),
+        ConstExpr::F64(bits) => bits,
+        ConstExpr::RefNull(_) => 0,
+        ConstExpr::RefFunc(index) => instance.func_ref(index) as ValRaw,
+        ConstExpr::GlobalGet(index) => instance
+            .globals
+            .get(index as usize)
+            .and_then(|&g| globals.get(g as usize))
+            .map_or(0, StoreGlobal::get_raw),
+    }
+}
+
+/// `table.init`: copies `len` items of element segment `elem` from `src`
+/// to table `table` (a store index) at `dst`, after checking both ranges.
+pub(crate) fn table_init(
+    store: &mut StoreOpaque,
+    instance: &InstanceData,
+    table: u32,
+    elem: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> Result<(), TrapKind> {
+    let info = instance.module.info();
+    let items: &[ConstExpr] = match info.elems.get(elem as usize) {
+        Some(_) if instance.dropped_elems.get(elem as usize).copied().unwrap_or(true) => &[],
+        Some(seg) => &seg.items,
+        None => &[],
+    };
+    let src_end = u64::from(src) + u64::from(len);
+    if src_end > items.len() as u64 {
+        return Err(TrapKind::TableOutOfBounds);
+    }
+    let items = &items[src as usize..src_end as usize];
+    let StoreOpaque { tables, globals, .. } = store;
+    let table = tables.get_mut(table as usize).ok_or(TrapKind::TableOutOfBounds)?;
+    let slots = table.table.slice_mut(dst, len)?;
+    for (slot, item) in slots.iter_mut().zip(items) {
+        *slot = eval_const(globals, instance, item);
+    }
+    Ok(())
+}
+
+/// `memory.init`: copies `len` bytes of data segment `data` from `src` to
+/// memory `memory` (a store index) at `dst`, after checking both ranges.
+pub(crate) fn memory_init(
+    store: &StoreOpaque,
+    instance: &InstanceData,
+    memory: u32,
+    data: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> Result<(), TrapKind> {
+    let info = instance.module.info();
+    let bytes: &[u8] = if instance.dropped_data.get(data as usize).copied().unwrap_or(true) {
+        &[]
+    } else {
+        info.data.get(data as usize).and_then(|seg| info.data_bytes.get(seg.range.clone())).unwrap_or(&[])
+    };
+    let src_end = u64::from(src) + u64::from(len);
+    if src_end > bytes.len() as u64 {
+        return Err(TrapKind::MemoryOutOfBounds);
+    }
+    let memory = store.memories.get(memory as usize).ok_or(TrapKind::MemoryOutOfBounds)?;
+    let dst_end = u64::from(dst) + u64::from(len);
+    if dst_end > memory.memory.byte_size() as u64 {
+        return Err(TrapKind::MemoryOutOfBounds);
+    }
+    // SAFETY: `dst..dst+len` is inside the accessible part of the memory
+    // (checked above) and `bytes[src..src+len]` inside the segment; the
+    // segment lives in the module, never inside a linear memory.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr().add(src as usize),
+            memory.memory.base().add(dst as usize),
+            len as usize,
+        )
+    };
+    Ok(())
+}
+
+/// What one import resolved to, per kind, in import order.
+struct ResolvedImports {
+    funcs: Vec<Func>,
+    tables: Vec<u32>,
+    memories: Vec<u32>,
+    globals: Vec<u32>,
+}
+
+/// Instantiates `module` in `inner` with positional `imports`.
+pub(crate) fn instantiate<T>(
+    inner: &mut StoreInner<T>,
+    module: &Module,
+    imports: &[Extern],
+) -> Result<Instance> {
+    let store = &mut inner.opaque;
+    if !Engine::same(module.engine(), store.engine()) {
+        return Err(Error::Signature(
+            "the module was compiled by another engine than the store's".into(),
+        ));
+    }
+    let info = module.info();
+    let offsets = module.offsets();
+    let resolved = check_imports(store, info, imports)?;
+
+    // Step 2: everything that can fail for lack of resources.
+    let config = store.engine().config();
+    let defined_memories = info.memories[info.num_imported_memories as usize..]
+        .iter()
+        .map(|ty| LinearMemory::new(ty, config))
+        .collect::<Result<Vec<_>>>()?;
+    let defined_tables = info.tables[info.num_imported_tables as usize..]
+        .iter()
+        .map(|ty| TableStorage::new(ty, 0, config))
+        .collect::<Result<Vec<_>>>()?;
+    let vmctx = VMContextAlloc::new(offsets.size() as usize)?;
+
+    // Step 3: commit.
+    let index = store.instances.len() as u32;
+    let mut instance = InstanceData {
+        index,
+        store: store.id(),
+        module: module.clone(),
+        vmctx,
+        imported_funcs: resolved.funcs.into_boxed_slice(),
+        memories: Box::new([]),
+        tables: Box::new([]),
+        globals: Box::new([]),
+        dropped_elems: vec![false; info.elems.len()].into_boxed_slice(),
+        dropped_data: vec![false; info.data.len()].into_boxed_slice(),
+    };
+    let mut memories = resolved.memories;
+    for (i, memory) in defined_memories.into_iter().enumerate() {
+        let def = instance.field_ptr::<VMMemoryDefinition>(offsets.defined_memory(i as u32));
+        memories.push(store.push_memory(memory, Some(def)));
+    }
+    let mut tables = resolved.tables;
+    for (i, table) in defined_tables.into_iter().enumerate() {
+        let def = instance.field_ptr::<VMTableDefinition>(offsets.defined_table(i as u32));
+        tables.push(store.push_table(table, Some(def)));
+    }
+    let mut globals = resolved.globals;
+    for (i, ty) in info.globals[info.num_imported_globals as usize..].iter().enumerate() {
+        let def = instance.field_ptr::<VMGlobalDefinition>(offsets.defined_global(i as u32));
+        globals.push(store.push_global(*ty, Some(def), 0));
+    }
+    instance.memories = memories.into_boxed_slice();
+    instance.tables = tables.into_boxed_slice();
+    instance.globals = globals.into_boxed_slice();
+
+    let instance = RawBox::new(instance);
+    let store_ptr: *mut StoreOpaque = store;
+    write_vmctx(store, store_ptr, &instance, instance.as_ptr());
+    // Defined globals, in order (each may read imported and earlier ones).
+    for (i, init) in info.global_inits.iter().enumerate() {
+        let global_index = info.num_imported_globals as usize + i;
+        let value = eval_const(&store.globals, &instance, init);
+        if let Some(&g) = instance.globals.get(global_index) {
+            store.globals[g as usize].set_raw(value);
+        }
+    }
+    store.register_module(module);
+    let pushed = store.push_instance(instance);
+    debug_assert_eq!(pushed, index);
+
+    // Step 4: segments.
+    initialize_segments(store, index).map_err(|kind| Error::Trap(Trap::new(kind)))?;
+
+    // Step 5: start.
+    if let Some(start) = info.start {
+        let func = store.instance(index).func(start);
+        call_raw(inner, func, &mut [0])?;
+    }
+    Ok(Instance { store: inner.opaque.id(), index })
+}
+
+/// Fills the VMContext header, imports and function references.
+fn write_vmctx(
+    store: &StoreOpaque,
+    store_ptr: *mut StoreOpaque,
+    instance: &InstanceData,
+    instance_ptr: *mut InstanceData,
+) {
+    let module = &instance.module;
+    let info = module.info();
+    let offsets = module.offsets();
+    let code = module.code();
+    let vmctx = instance.vmctx();
+    // SAFETY (for every `write` below): each offset comes from this module's
+    // `VMOffsets` for a field of the written type, inside the allocation.
+    unsafe {
+        instance.write(VMOffsets::RUNTIME_LIMITS, store.limits());
+        instance.write(VMOffsets::EPOCH_COUNTER, store.engine().epoch_counter() as *const _);
+        instance.write(VMOffsets::STORE, store_ptr);
+        instance.write(VMOffsets::INSTANCE, instance_ptr);
+    }
+    for (i, &func) in instance.imported_funcs.iter().enumerate() {
+        let i = i as u32;
+        let ty = info.functions[i as usize];
+        let func_ref = match func.kind() {
+            FuncKind::Host(h) => {
+                let ctx = std::ptr::addr_of!(store.host_funcs[h as usize].ctx);
+                let wasm_call = code.host_trampoline(ty);
+                VMFuncRef {
+                    array_call: code.array_trampoline(ty),
+                    wasm_call,
+                    type_id: info.type_ids[ty as usize],
+                    vmctx: ctx as *mut VMContext,
+                }
+            }
+            // SAFETY: a wasm function's VMFuncRef lives in its instance's
+            // VMContext, which the store keeps alive.
+            FuncKind::Wasm { .. } => unsafe { *store.func_ref(func) },
+        };
+        // SAFETY: see above.
+        unsafe {
+            instance.write(
+                offsets.imported_function(i),
+                VMFunctionImport { wasm_call: func_ref.wasm_call, vmctx: func_ref.vmctx },
+            );
+            instance.write(offsets.func_ref(i), func_ref);
+        }
+    }
+    for (i, &t) in instance.tables[..info.num_imported_tables as usize].iter().enumerate() {
+        // SAFETY: see above.
+        unsafe { instance.write(offsets.imported_table(i as u32), store.tables[t as usize].definition()) };
+    }
+    for (i, &m) in instance.memories[..info.num_imported_memories as usize].iter().enumerate() {
+        // SAFETY: see above.
+        unsafe { instance.write(offsets.imported_memory(i as u32), store.memories[m as usize].definition()) };
+    }
+    for (i, &g) in instance.globals[..info.num_imported_globals as usize].iter().enumerate() {
+        // SAFETY: see above.
+        unsafe { instance.write(offsets.imported_global(i as u32), store.globals[g as usize].definition()) };
+    }
+    for index in info.num_imported_funcs..info.functions.len() as u32 {
+        let ty = info.functions[index as usize];
+        let func_ref = VMFuncRef {
+            array_call: code.array_trampoline(ty),
+            wasm_call: code.function(index - info.num_imported_funcs),
+            type_id: info.type_ids[ty as usize],
+            vmctx,
+        };
+        // SAFETY: see above.
+        unsafe { instance.write(offsets.func_ref(index), func_ref) };
+    }
+}
+
+/// Step 4 of instantiation: active and declared element segments, then
+/// active data segments.
+fn initialize_segments(store: &mut StoreOpaque, index: u32) -> Result<(), TrapKind> {
+    let instance_ptr: *mut InstanceData = store.instances[index as usize].as_ptr();
+    // SAFETY: the instance is owned by the store through a RawBox (its
+    // memory is separate from `*store`) and lives as long as the store;
+    // nothing else refers to it during instantiation.
+    let instance = unsafe { &mut *instance_ptr };
+    let module = instance.module.clone();
+    let info = module.info();
+    for (i, seg) in info.elems.iter().enumerate() {
+        match &seg.mode {
+            ElemMode::Active { table, offset } => {
+                let dst = eval_const(&store.globals, instance, offset) as u32;
+                let table = instance.tables[*table as usize];
+                let len = seg.items.len() as u32;
+                table_init(store, instance, table, i as u32, dst, 0, len)?;
+                instance.dropped_elems[i] = true;
+            }
+            ElemMode::Declared => instance.dropped_elems[i] = true,
+            ElemMode::Passive => {}
+        }
+    }
+    for (i, seg) in info.data.iter().enumerate() {
+        if let DataMode::Active { memory, offset } = &seg.mode {
+            let dst = eval_const(&store.globals, instance, offset) as u32;
+            let memory = instance.memories[*memory as usize];
+            let len = (seg.range.end - seg.range.start) as u32;
+            memory_init(store, instance, memory, i as u32, dst, 0, len)?;
+            instance.dropped_data[i] = true;
+        }
+    }
+    Ok(())
+}
+
+/// Step 1: resolves and type-checks positional imports.
+fn check_imports(store: &StoreOpaque, info: &ModuleInfo, imports: &[Extern]) -> Result<ResolvedImports> {
+    if imports.len() != info.imports.len() {
+        let (module, name) = match info.imports.get(imports.len()) {
+            Some(import) => (import.module.clone(), import.name.clone()),
+            None => (String::new(), String::new()),
+        };
+        return Err(Error::Link {
+            module,
+            name,
+            message: format!(
+                "the module has {} imports but {} were provided",
+                info.imports.len(),
+                imports.len()
+            ),
+        });
+    }
+    let mut resolved = ResolvedImports {
+        funcs: Vec::with_capacity(info.num_imported_funcs as usize),
+        tables: Vec::with_capacity(info.num_imported_tables as usize),
+        memories: Vec::with_capacity(info.num_imported_memories as usize),
+        globals: Vec::with_capacity(info.num_imported_globals as usize),
+    };
+    for (import, item) in info.imports.iter().zip(imports) {
+        let link_error = |message: String| Error::Link {
+            module: import.module.clone(),
+            name: import.name.clone(),
+            message,
+        };
+        if item.store_id() != store.id() {
+            return Err(link_error("the provided item belongs to another store".into()));
+        }
+        let ok = match (&import.kind, item) {
+            (ImportKind::Func(t), Extern::Func(f)) => {
+                let ok = info.type_ids.get(*t as usize) == Some(&func_type_id(store, *f));
+                resolved.funcs.push(*f);
+                ok
+            }
+            (ImportKind::Table(want), Extern::Table(t)) => {
+                let have = store.tables[t.index() as usize].table.current_type();
+                resolved.tables.push(t.index());
+                have.element == want.element
+                    && limits_match(have.minimum.into(), have.maximum.map(Into::into), want.minimum.into(), want.maximum.map(Into::into))
+            }
+            (ImportKind::Memory(want), Extern::Memory(m)) => {
+                let have = store.memories[m.index() as usize].memory.current_type();
+                resolved.memories.push(m.index());
+                limits_match(have.minimum, have.maximum, want.minimum, want.maximum)
+            }
+            (ImportKind::Global(want), Extern::Global(g)) => {
+                resolved.globals.push(g.index());
+                store.globals[g.index() as usize].ty == *want
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(link_error(format!(
+                "incompatible import type: the module expects {}, the import is {}",
+                ExternType::of_import(info, &import.kind),
+                ExternType::of_extern(store, item),
+            )));
+        }
+    }
+    Ok(resolved)
+}
+
+/// Import limits subtyping: `have` (current size, declared max) fits `want`.
+fn limits_match(have_min: u64, have_max: Option<u64>, want_min: u64, want_max: Option<u64>) -> bool {
+    have_min >= want_min
+        && match want_max {
+            None => true,
+            Some(want_max) => matches!(have_max, Some(have_max) if have_max <= want_max),
+        }
+}

@@ -67,6 +67,12 @@ pub mod linker;
 pub mod memory;
 pub mod store;
 pub mod table;
+pub mod typed_func;
 
-pub use func::Func;
+pub use externals::{Extern, ExternType, Global, Memory, Table};
+pub use func::{Caller, Func, IntoFunc, WasmRet};
+pub use instance::Instance;
+pub use linker::{InstancePre, Linker};
+pub use store::{AsContext, AsContextMut, Store};
+pub use typed_func::{TypedFunc, WasmParams, WasmResults, WasmTy};
 pub use module::Module;

@@ -1,1 +1,316 @@
-//! (in progress)
+//! Linear memories: one virtual reservation per memory whose base never
+//! moves, in either of the two [`MemoryStrategy`]s.
+//!
+//! # Layout
+//!
+//! ```text
+//! Guarded:  base ─┬─ accessible (RW) ─┬──────── PROT_NONE ───────────────┐
+//!                 0             current_length                   8 GiB + 64 KiB
+//! Checked:  base ─┬─ accessible (RW) ─┬─ PROT_NONE ─┐
+//!                 0             current_length      maximum
+//! ```
+//!
+//! - `Guarded` reserves 8 GiB + 64 KiB, so that any `u32` index plus any
+//!   `u32` static offset plus the widest access (8 bytes) lands inside the
+//!   reservation: compiled code needs no bounds check, and an access past
+//!   `current_length` faults into a trap.
+//! - `Checked` reserves exactly the memory's effective maximum (the smaller of
+//!   the module's maximum and [`Config::max_memory_pages`]); compiled code
+//!   compares every address with `current_length`.
+//!
+//! In both, the reservation is `PROT_NONE` + `MAP_NORESERVE` (address space
+//! only) and `memory.grow` makes more of it readable and writable with
+//! `mprotect`. The base address never changes, so compiled code may keep it
+//! in a register across calls; only `current_length` changes, and the owner
+//! of the memory copies it into the memory's [`VMMemoryDefinition`] after
+//! every grow.
+//!
+//! The virtual memory itself comes from a [`Mmap`]. The pools of the next
+//! issue hand out slots of a larger mapping instead; they only need to
+//! provide the same three operations (reserve, make accessible, release).
+
+use crate::config::{Config, MemoryStrategy, WASM_PAGE_SIZE};
+use crate::error::{Error, Result};
+use crate::types::MemoryType;
+use crate::vmcontext::VMMemoryDefinition;
+use std::ptr::NonNull;
+
+/// The most pages a 32-bit memory can have (4 GiB).
+pub(crate) const MAX_WASM_PAGES: u64 = 1 << 16;
+
+/// Size of a `Guarded` reservation: 4 GiB of index space, 4 GiB of static
+/// offset, and one more wasm page that covers the width of the access.
+pub(crate) const GUARDED_RESERVATION: usize = (8 << 30) + WASM_PAGE_SIZE as usize;
+
+/// An anonymous private mapping, unmapped on drop.
+///
+/// A zero-length mapping owns nothing and has a dangling, well-aligned base.
+#[derive(Debug)]
+pub(crate) struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; nothing in it is
+// tied to the thread that created it.
+unsafe impl Send for Mmap {}
+// SAFETY: `&Mmap` only exposes the base address and length.
+unsafe impl Sync for Mmap {}
+
+impl Mmap {
+    /// Reserves `len` bytes of address space, inaccessible and without
+    /// committing memory (`PROT_NONE`, `MAP_NORESERVE`).
+    pub(crate) fn reserve(len: usize) -> Result<Mmap> {
+        if len == 0 {
+            return Ok(Mmap { ptr: NonNull::dangling(), len: 0 });
+        }
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's
+        // choosing cannot alias any existing Rust object.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            let err = std::io::Error::last_os_error();
+            return Err(Error::Resource(format!(
+                "cannot reserve {} of address space for a linear memory: {err} \
+                 (check `ulimit -v`, or use MemoryStrategy::Checked, which reserves only each memory's maximum)",
+                human_bytes(len)
+            )));
+        }
+        match NonNull::new(ptr.cast::<u8>()) {
+            Some(ptr) => Ok(Mmap { ptr, len }),
+            None => Err(Error::Resource("mmap returned a null mapping".into())),
+        }
+    }
+
+    /// Makes `[start, start + len)` readable and writable. Both must be
+    /// multiples of the OS page size (wasm pages are).
+    pub(crate) fn make_accessible(&mut self, start: usize, len: usize) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = start.checked_add(len).filter(|&end| end <= self.len);
+        if end.is_none() {
+            return Err(Error::Resource(format!(
+                "cannot make {len} bytes at offset {start} accessible: the reservation has only {} bytes",
+                self.len
+            )));
+        }
+        // SAFETY: the range lies inside this mapping (checked above), which
+        // this value owns; changing its protection affects no other object.
+        let rc = unsafe {
+            libc::mprotect(
+                self.ptr.as_ptr().add(start).cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(Error::Resource(format!(
+                "cannot commit {} of linear memory: {err}",
+                human_bytes(len)
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        // SAFETY: `ptr..ptr+len` is a mapping this value created and owns;
+        // nothing refers to it any more (its owner is being dropped).
+        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        debug_assert_eq!(rc, 0, "munmap of a linear memory failed");
+    }
+}
+
+/// One linear memory: a reservation, its accessible prefix and its limits.
+#[derive(Debug)]
+pub(crate) struct LinearMemory {
+    mmap: Mmap,
+    /// Accessible bytes (a multiple of the wasm page size).
+    byte_size: usize,
+    /// The declared type (its minimum is the initial size).
+    ty: MemoryType,
+    /// The most pages `grow` may reach: the declared maximum, capped by the
+    /// configuration and the 32-bit index space.
+    max_pages: u64,
+}
+
+impl LinearMemory {
+    /// A memory of `ty.minimum` zeroed pages, laid out for `config`'s
+    /// strategy.
+    pub(crate) fn new(ty: &MemoryType, config: &Config) -> Result<LinearMemory> {
+        let max_pages = ty
+            .maximum
+            .unwrap_or(MAX_WASM_PAGES)
+            .min(config.max_memory_pages)
+            .min(MAX_WASM_PAGES);
+        if ty.minimum > max_pages {
+            return Err(Error::Resource(format!(
+                "a memory of {} pages needs more than the limit of {max_pages} pages \
+                 (raise Config::max_memory_pages, currently {})",
+                ty.minimum, config.max_memory_pages
+            )));
+        }
+        let reservation = match config.memory_strategy {
+            MemoryStrategy::Guarded => GUARDED_RESERVATION,
+            // `max_pages <= 65536`, so this cannot overflow.
+            MemoryStrategy::Checked => (max_pages * WASM_PAGE_SIZE) as usize,
+        };
+        let mut mmap = Mmap::reserve(reservation)?;
+        let byte_size = (ty.minimum * WASM_PAGE_SIZE) as usize;
+        mmap.make_accessible(0, byte_size)?;
+        Ok(LinearMemory { mmap, byte_size, ty: *ty, max_pages })
+    }
+
+    /// The base address; never changes.
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.mmap.as_ptr()
+    }
+
+    /// Accessible bytes.
+    pub(crate) fn byte_size(&self) -> usize {
+        self.byte_size
+    }
+
+    /// Current size in wasm pages.
+    pub(crate) fn pages(&self) -> u64 {
+        self.byte_size as u64 / WASM_PAGE_SIZE
+    }
+
+    /// The most pages this memory may grow to.
+    pub(crate) fn max_pages(&self) -> u64 {
+        self.max_pages
+    }
+
+    /// The memory's type as an import sees it: the current size as the
+    /// minimum, and the declared maximum.
+    pub(crate) fn current_type(&self) -> MemoryType {
+        MemoryType { minimum: self.pages(), maximum: self.ty.maximum }
+    }
+
+    /// Grows by `delta` pages. Returns the old size in pages, or `None`
+    /// (wasm's `-1`) if the result would pass the maximum or the OS refuses.
+    /// The caller must copy [`vmmemory`](Self::vmmemory) into the memory's
+    /// definition afterwards.
+    pub(crate) fn grow(&mut self, delta: u64) -> Option<u64> {
+        let old = self.pages();
+        let new = old.checked_add(delta)?;
+        if new > self.max_pages {
+            return None;
+        }
+        let new_bytes = (new * WASM_PAGE_SIZE) as usize;
+        if new_bytes > self.mmap.len() {
+            return None;
+        }
+        self.mmap.make_accessible(self.byte_size, new_bytes - self.byte_size).ok()?;
+        self.byte_size = new_bytes;
+        Some(old)
+    }
+
+    /// The definition compiled code reads.
+    pub(crate) fn vmmemory(&self) -> VMMemoryDefinition {
+        VMMemoryDefinition { base: self.base(), current_length: self.byte_size }
+    }
+
+    /// The accessible bytes.
+    ///
+    /// # Safety
+    ///
+    /// No wasm code may run, and no other reference to the memory's bytes may
+    /// be live, while the returned slice is used.
+    pub(crate) unsafe fn bytes(&self) -> &[u8] {
+        // SAFETY: `base..base+byte_size` is mapped readable and writable (or
+        // empty with a dangling, aligned base), and the caller guarantees no
+        // concurrent mutation.
+        unsafe { std::slice::from_raw_parts(self.base(), self.byte_size) }
+    }
+
+    /// The accessible bytes, mutably.
+    ///
+    /// # Safety
+    ///
+    /// As for [`bytes`](Self::bytes).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn bytes_mut(&self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.base(), self.byte_size) }
+    }
+}
+
+fn human_bytes(n: usize) -> String {
+    const GIB: usize = 1 << 30;
+    const MIB: usize = 1 << 20;
+    if n >= GIB {
+        format!("{:.1} GiB", n as f64 / GIB as f64)
+    } else if n >= MIB {
+        format!("{:.1} MiB", n as f64 / MIB as f64)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(strategy: MemoryStrategy, max_pages: u64) -> Config {
+        Config { memory_strategy: strategy, max_memory_pages: max_pages, ..Config::default() }
+    }
+
+    #[test]
+    fn grow_respects_module_and_config_maximum() {
+        for strategy in [MemoryStrategy::Guarded, MemoryStrategy::Checked] {
+            let mut mem = LinearMemory::new(
+                &MemoryType { minimum: 1, maximum: Some(3) },
+                &config(strategy, 100),
+            )
+            .expect("memory");
+            assert_eq!(mem.grow(1), Some(1));
+            assert_eq!(mem.grow(2), None);
+            assert_eq!(mem.grow(1), Some(2));
+            assert_eq!(mem.grow(0), Some(3));
+            assert_eq!(mem.pages(), 3);
+
+            let mut mem =
+                LinearMemory::new(&MemoryType { minimum: 0, maximum: None }, &config(strategy, 2))
+                    .expect("memory");
+            assert_eq!(mem.byte_size(), 0);
+            assert_eq!(mem.grow(2), Some(0));
+            assert_eq!(mem.grow(1), None);
+            // SAFETY: no wasm runs; this is the only reference.
+            let bytes = unsafe { mem.bytes_mut() };
+            bytes[2 * WASM_PAGE_SIZE as usize - 1] = 7;
+        }
+    }
+
+    #[test]
+    fn minimum_above_limit_is_a_resource_error() {
+        let err = LinearMemory::new(
+            &MemoryType { minimum: 10, maximum: None },
+            &config(MemoryStrategy::Checked, 5),
+        )
+        .expect_err("too big");
+        assert!(err.to_string().contains("max_memory_pages"), "{err}");
+    }
+}

@@ -1,1 +1,598 @@
-//! (in progress)
+//! The Store: the owner of instances, memories, tables, globals and host
+//! functions, and of the host's data `T`.
+//!
+//! # Ownership and lifetimes
+//!
+//! Everything created in a store lives until the store is dropped. Handles
+//! ([`Func`], [`Memory`](crate::Memory), [`Table`](crate::Table),
+//! [`Global`](crate::Global), [`Instance`](crate::Instance)) are plain
+//! `(store id, index)` pairs, checked against the store they are used with.
+//! Because nothing is freed early, compiled code may keep raw pointers from
+//! one instance's VMContext into another's (imported functions, memories,
+//! tables, globals, funcrefs in tables) without reference counting.
+//!
+//! # Addresses compiled code sees
+//!
+//! The store's state lives in one heap block ([`StoreInner`]) whose address
+//! never changes, owned through a raw pointer so that moving the `Store<T>`
+//! handle does not invalidate pointers held by compiled code:
+//!
+//! - every VMContext header points at the store (`VMOffsets::STORE`, the
+//!   [`StoreOpaque`] at the start of `StoreInner<T>`) and at the store's one
+//!   [`VMRuntimeLimits`] (`VMOffsets::RUNTIME_LIMITS`);
+//! - VMContexts, host-function contexts and host-created definitions are
+//!   separate heap blocks, also owned through raw pointers ([`RawBox`]).
+//!
+//! # Host calls
+//!
+//! Compiled code reaches a host function through the `HostCall` libcall,
+//! which only knows the caller's VMContext. The store records, when it is
+//! created, a function pointer monomorphised for its `T`
+//! (`StoreOpaque::host_call`) that turns the type-erased store pointer back
+//! into a `StoreInner<T>` and runs the closure; see [`crate::func`].
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::func::{Func, FuncKind, HostFn, HostFuncRecord};
+use crate::instance::InstanceData;
+use crate::memory::LinearMemory;
+use crate::module::Module;
+use crate::table::TableStorage;
+use crate::trap_handling::UnwindReason;
+use crate::types::{ExternRef, GlobalType, Val, ValType};
+use crate::vmcontext::{
+    VMFuncRef, VMGlobalDefinition, VMMemoryDefinition, VMRuntimeLimits, VMTableDefinition, ValRaw,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
+use std::num::NonZeroU64;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Identifies a store, so that handles from one store are refused by another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct StoreId(NonZeroU64);
+
+impl StoreId {
+    fn next() -> StoreId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        // The counter starts at 1 and would need 2^64 stores to wrap.
+        StoreId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
+    }
+}
+
+/// A heap value owned through a raw pointer.
+///
+/// Unlike a `Box`, moving or borrowing the owner asserts nothing about
+/// uniqueness, so compiled code and the runtime may keep raw pointers to the
+/// value while its owner is moved around.
+pub(crate) struct RawBox<T>(NonNull<T>);
+
+impl<T> RawBox<T> {
+    pub(crate) fn new(value: T) -> RawBox<T> {
+        RawBox(NonNull::from(Box::leak(Box::new(value))))
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut T {
+        self.0.as_ptr()
+    }
+}
+
+impl<T> std::ops::Deref for RawBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the pointer came from `Box::leak` and stays valid until
+        // this value drops; shared access follows `&self`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<T> std::ops::DerefMut for RawBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; exclusive access follows `&mut self`.
+        unsafe { self.0.as_mut() }
+    }
+}
+
+impl<T> Drop for RawBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::leak` and is freed only here.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+// SAFETY: a RawBox owns its value like a Box does.
+unsafe impl<T: Send> Send for RawBox<T> {}
+// SAFETY: shared access only hands out `&T`.
+unsafe impl<T: Sync> Sync for RawBox<T> {}
+
+/// A linear memory and the definition compiled code reads for it.
+pub(crate) struct StoreMemory {
+    pub(crate) memory: LinearMemory,
+    /// Inline in the defining instance's VMContext, or `owned_def`.
+    def: NonNull<VMMemoryDefinition>,
+    _owned_def: Option<RawBox<VMMemoryDefinition>>,
+}
+
+impl StoreMemory {
+    pub(crate) fn definition(&self) -> *mut VMMemoryDefinition {
+        self.def.as_ptr()
+    }
+
+    /// Grows and updates the definition. Returns the old size in pages.
+    pub(crate) fn grow(&mut self, delta: u64) -> Option<u64> {
+        let old = self.memory.grow(delta)?;
+        // SAFETY: `def` points at this memory's definition, which lives as
+        // long as the store; no Rust reference to it exists (compiled code
+        // only reads it while no libcall runs).
+        unsafe { self.def.as_ptr().write(self.memory.vmmemory()) };
+        Some(old)
+    }
+}
+
+/// A table and the definition compiled code reads for it.
+pub(crate) struct StoreTable {
+    pub(crate) table: TableStorage,
+    def: NonNull<VMTableDefinition>,
+    _owned_def: Option<RawBox<VMTableDefinition>>,
+}
+
+impl StoreTable {
+    pub(crate) fn definition(&self) -> *mut VMTableDefinition {
+        self.def.as_ptr()
+    }
+
+    /// Grows and updates the definition. Returns the old size.
+    pub(crate) fn grow(&mut self, delta: u32, init: ValRaw) -> Option<u32> {
+        let old = self.table.grow(delta, init)?;
+        let vm = self.table.vmtable();
+        // SAFETY: as in `StoreMemory::grow`.
+        unsafe { self.def.as_ptr().write(vm) };
+        Some(old)
+    }
+}
+
+/// A global's type and where its value lives.
+pub(crate) struct StoreGlobal {
+    pub(crate) ty: GlobalType,
+    def: NonNull<VMGlobalDefinition>,
+    _owned_def: Option<RawBox<VMGlobalDefinition>>,
+}
+
+impl StoreGlobal {
+    pub(crate) fn definition(&self) -> *mut VMGlobalDefinition {
+        self.def.as_ptr()
+    }
+
+    pub(crate) fn get_raw(&self) -> ValRaw {
+        // SAFETY: `def` is valid for the store's life; wasm does not run
+        // concurrently with the host on one store.
+        unsafe { (*self.def.as_ptr()).value }
+    }
+
+    pub(crate) fn set_raw(&mut self, value: ValRaw) {
+        // SAFETY: as in `get_raw`.
+        unsafe { (*self.def.as_ptr()).value = value };
+    }
+}
+
+/// Runs host function `index` of the store on a `ValRaw` array
+/// (monomorphised for the store's `T`; see [`crate::func`]).
+pub(crate) type HostCallShim = unsafe fn(
+    store: NonNull<StoreOpaque>,
+    index: u32,
+    caller: Option<u32>,
+    values: *mut ValRaw,
+    len: usize,
+) -> Result<(), UnwindReason>;
+
+/// The part of a store that does not depend on `T`: what libcalls and the
+/// host-call path see.
+#[doc(hidden)]
+pub struct StoreOpaque {
+    pub(crate) id: StoreId,
+    pub(crate) engine: Engine,
+    limits: RawBox<VMRuntimeLimits>,
+    pub(crate) instances: Vec<RawBox<InstanceData>>,
+    /// VMContext start address → instance index, to map funcref pointers
+    /// back to functions.
+    vmctx_ranges: BTreeMap<usize, u32>,
+    pub(crate) memories: Vec<StoreMemory>,
+    pub(crate) tables: Vec<StoreTable>,
+    pub(crate) globals: Vec<StoreGlobal>,
+    pub(crate) host_funcs: Vec<RawBox<HostFuncRecord>>,
+    /// `&HostFuncRecord::func_ref` address → host function index.
+    host_func_refs: HashMap<usize, u32>,
+    /// Host functions whose funcref has no `wasm_call` yet: no module with
+    /// their type has been instantiated in this store.
+    unpatched_host_funcs: Vec<u32>,
+    /// Every distinct module instantiated here (for host trampolines).
+    modules: Vec<Module>,
+    pub(crate) host_call: HostCallShim,
+}
+
+/// The heap block behind a [`Store`]. `opaque` must stay the first field:
+/// the host-call shim casts a `*mut StoreOpaque` back to `*mut StoreInner<T>`.
+#[doc(hidden)]
+#[repr(C)]
+pub struct StoreInner<T> {
+    pub(crate) opaque: StoreOpaque,
+    /// Host closures, parallel to `opaque.host_funcs`.
+    pub(crate) host_closures: Vec<Arc<HostFn<T>>>,
+    /// Linker-defined host functions already created in this store, by the
+    /// address of their shared closure (kept alive by `host_closures`).
+    pub(crate) linker_funcs: HashMap<usize, u32>,
+    data: T,
+}
+
+/// Owns everything instances need at run time. See the module docs.
+///
+/// `Store<T>` is `Send` when `T` is: a store (with its instances) may move
+/// to another thread between calls.
+pub struct Store<T> {
+    inner: NonNull<StoreInner<T>>,
+    _owns: PhantomData<StoreInner<T>>,
+}
+
+// SAFETY: the store exclusively owns its state (instances, memories, host
+// closures, which are Send + Sync), and raw pointers in it only point inside
+// that state or into `Arc<Module>` code; nothing is tied to a thread.
+unsafe impl<T: Send> Send for Store<T> {}
+
+impl<T> Store<T> {
+    /// A new, empty store for `engine`, holding `data` for host functions.
+    pub fn new(engine: &Engine, data: T) -> Store<T> {
+        let inner = StoreInner {
+            opaque: StoreOpaque {
+                id: StoreId::next(),
+                engine: engine.clone(),
+                limits: RawBox::new(VMRuntimeLimits { stack_limit: 0, epoch_deadline: u64::MAX }),
+                instances: Vec::new(),
+                vmctx_ranges: BTreeMap::new(),
+                memories: Vec::new(),
+                tables: Vec::new(),
+                globals: Vec::new(),
+                host_funcs: Vec::new(),
+                host_func_refs: HashMap::new(),
+                unpatched_host_funcs: Vec::new(),
+                modules: Vec::new(),
+                host_call: crate::func::host_call_shim::<T>,
+            },
+            host_closures: Vec::new(),
+            linker_funcs: HashMap::new(),
+            data,
+        };
+        Store { inner: NonNull::from(Box::leak(Box::new(inner))), _owns: PhantomData }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner().opaque.engine
+    }
+
+    pub fn data(&self) -> &T {
+        &self.inner().data
+    }
+
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.inner_mut().data
+    }
+
+    /// Sets the epoch deadline `ticks` epochs after the engine's current
+    /// epoch (saturating: `u64::MAX` means never). Compiled with
+    /// [`Config::epoch_interruption`](crate::Config), wasm calls the runtime
+    /// when the engine's epoch reaches the deadline.
+    pub fn set_epoch_deadline(&mut self, ticks: u64) {
+        self.inner_mut().opaque.set_epoch_deadline(ticks);
+    }
+
+    /// The current epoch deadline (absolute epoch).
+    pub fn epoch_deadline(&self) -> u64 {
+        self.inner().opaque.epoch_deadline()
+    }
+
+    fn inner(&self) -> &StoreInner<T> {
+        // SAFETY: `inner` came from `Box::leak` and lives until drop.
+        unsafe { self.inner.as_ref() }
+    }
+
+    fn inner_mut(&mut self) -> &mut StoreInner<T> {
+        // SAFETY: as in `inner`; `&mut self` gives exclusive access.
+        unsafe { self.inner.as_mut() }
+    }
+}
+
+impl<T> Drop for Store<T> {
+    fn drop(&mut self) {
+        // SAFETY: `inner` came from `Box::leak` and is freed only here; no
+        // wasm of this store runs (that would need a borrow of the store).
+        drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Store<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let opaque = &self.inner().opaque;
+        f.debug_struct("Store")
+            .field("id", &opaque.id)
+            .field("instances", &opaque.instances.len())
+            .field("memories", &opaque.memories.len())
+            .field("data", self.data())
+            .finish()
+    }
+}
+
+impl<T> StoreInner<T> {
+    pub(crate) fn data(&self) -> &T {
+        &self.data
+    }
+    pub(crate) fn data_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+}
+
+/// Something that gives shared access to a store: a [`Store`] or a
+/// [`Caller`](crate::Caller). API functions take `&impl AsContext`.
+pub trait AsContext {
+    /// The store's host data type.
+    type Data;
+    #[doc(hidden)]
+    fn store_inner(&self) -> &StoreInner<Self::Data>;
+}
+
+/// Something that gives exclusive access to a store: a [`Store`] or a
+/// [`Caller`](crate::Caller). API functions take `&mut impl AsContextMut`.
+pub trait AsContextMut: AsContext {
+    #[doc(hidden)]
+    fn store_inner_mut(&mut self) -> &mut StoreInner<Self::Data>;
+}
+
+impl<T> AsContext for Store<T> {
+    type Data = T;
+    fn store_inner(&self) -> &StoreInner<T> {
+        self.inner()
+    }
+}
+
+impl<T> AsContextMut for Store<T> {
+    fn store_inner_mut(&mut self) -> &mut StoreInner<T> {
+        self.inner_mut()
+    }
+}
+
+impl StoreOpaque {
+    pub(crate) fn id(&self) -> StoreId {
+        self.id
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The limits compiled code reads (shared by all instances).
+    pub(crate) fn limits(&self) -> *mut VMRuntimeLimits {
+        self.limits.as_ptr()
+    }
+
+    pub(crate) fn set_epoch_deadline(&mut self, ticks: u64) {
+        let now = self.engine.epoch_counter().load(Ordering::Relaxed);
+        // SAFETY: `limits` is valid for the store's life; no wasm of this
+        // store runs while the host holds `&mut StoreOpaque` outside a
+        // libcall, and inside one wasm is suspended.
+        unsafe { (*self.limits.as_ptr()).epoch_deadline = now.saturating_add(ticks) };
+    }
+
+    pub(crate) fn epoch_deadline(&self) -> u64 {
+        // SAFETY: as in `set_epoch_deadline`.
+        unsafe { (*self.limits.as_ptr()).epoch_deadline }
+    }
+
+    /// Errors unless a handle of `what` with store id `id` belongs here.
+    pub(crate) fn check(&self, id: StoreId, what: &str) -> Result<()> {
+        if id == self.id {
+            Ok(())
+        } else {
+            Err(Error::Signature(format!("{what} belongs to another store")))
+        }
+    }
+
+    pub(crate) fn instance(&self, index: u32) -> &InstanceData {
+        &self.instances[index as usize]
+    }
+
+    // ---- memories, tables, globals --------------------------------------
+
+    /// Adds a memory whose definition lives at `def` (inside a VMContext),
+    /// or in a new heap block if `def` is `None`. Writes the definition.
+    pub(crate) fn push_memory(
+        &mut self,
+        memory: LinearMemory,
+        def: Option<NonNull<VMMemoryDefinition>>,
+    ) -> u32 {
+        let vm = memory.vmmemory();
+        let (def, owned) = match def {
+            Some(def) => (def, None),
+            None => {
+                let owned = RawBox::new(VMMemoryDefinition {
+                    base: std::ptr::null_mut(),
+                    current_length: 0,
+                });
+                // SAFETY: `as_ptr` of a RawBox is never null.
+                (unsafe { NonNull::new_unchecked(owned.as_ptr()) }, Some(owned))
+            }
+        };
+        // SAFETY: `def` points at a definition slot that lives as long as
+        // the store (a VMContext or the RawBox just made).
+        unsafe { def.as_ptr().write(vm) };
+        self.memories.push(StoreMemory { memory, def, _owned_def: owned });
+        (self.memories.len() - 1) as u32
+    }
+
+    /// Adds a table, as [`push_memory`](Self::push_memory) does.
+    pub(crate) fn push_table(
+        &mut self,
+        mut table: TableStorage,
+        def: Option<NonNull<VMTableDefinition>>,
+    ) -> u32 {
+        let vm = table.vmtable();
+        let (def, owned) = match def {
+            Some(def) => (def, None),
+            None => {
+                let owned = RawBox::new(VMTableDefinition {
+                    base: std::ptr::null_mut(),
+                    current_elements: 0,
+                });
+                // SAFETY: `as_ptr` of a RawBox is never null.
+                (unsafe { NonNull::new_unchecked(owned.as_ptr()) }, Some(owned))
+            }
+        };
+        // SAFETY: as in `push_memory`.
+        unsafe { def.as_ptr().write(vm) };
+        self.tables.push(StoreTable { table, def, _owned_def: owned });
+        (self.tables.len() - 1) as u32
+    }
+
+    /// Adds a global whose value lives at `def`, or in a new heap block
+    /// holding `value` if `def` is `None`.
+    pub(crate) fn push_global(
+        &mut self,
+        ty: GlobalType,
+        def: Option<NonNull<VMGlobalDefinition>>,
+        value: ValRaw,
+    ) -> u32 {
+        let (def, owned) = match def {
+            Some(def) => (def, None),
+            None => {
+                let owned = RawBox::new(VMGlobalDefinition::new(value));
+                // SAFETY: `as_ptr` of a RawBox is never null.
+                (unsafe { NonNull::new_unchecked(owned.as_ptr()) }, Some(owned))
+            }
+        };
+        self.globals.push(StoreGlobal { ty, def, _owned_def: owned });
+        (self.globals.len() - 1) as u32
+    }
+
+    // ---- instances -------------------------------------------------------
+
+    /// Adds an instance (already laid out) and returns its index.
+    pub(crate) fn push_instance(&mut self, data: RawBox<InstanceData>) -> u32 {
+        let index = self.instances.len() as u32;
+        self.vmctx_ranges.insert(data.vmctx_addr(), index);
+        self.instances.push(data);
+        index
+    }
+
+    /// Records that `module` has instances here, and gives host functions
+    /// of its types the module's wasm-to-host trampolines.
+    pub(crate) fn register_module(&mut self, module: &Module) {
+        if !self.modules.iter().any(|m| Module::same(m, module)) {
+            self.modules.push(module.clone());
+        }
+        if self.unpatched_host_funcs.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        while i < self.unpatched_host_funcs.len() {
+            let index = self.unpatched_host_funcs[i];
+            let record = &mut self.host_funcs[index as usize];
+            if let Some(tramp) = host_trampoline_in(module, record.type_id) {
+                record.func_ref.wasm_call = tramp;
+                self.unpatched_host_funcs.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    // ---- host functions --------------------------------------------------
+
+    /// Adds a host function record; the caller pushes the closure to the
+    /// parallel `StoreInner::host_closures`.
+    pub(crate) fn push_host_func(&mut self, mut record: RawBox<HostFuncRecord>) -> u32 {
+        let index = self.host_funcs.len() as u32;
+        record.ctx.host_func = index;
+        let ctx_ptr = std::ptr::addr_of_mut!(record.ctx).cast();
+        record.func_ref.vmctx = ctx_ptr;
+        let type_id = record.type_id;
+        match self.modules.iter().find_map(|m| host_trampoline_in(m, type_id)) {
+            Some(tramp) => record.func_ref.wasm_call = tramp,
+            None => self.unpatched_host_funcs.push(index),
+        }
+        let func_ref_addr = std::ptr::addr_of!(record.func_ref) as usize;
+        self.host_func_refs.insert(func_ref_addr, index);
+        self.host_funcs.push(record);
+        index
+    }
+
+    // ---- function references ---------------------------------------------
+
+    /// The `VMFuncRef` of `func` (which must belong to this store).
+    pub(crate) fn func_ref(&self, func: Func) -> *const VMFuncRef {
+        match func.kind() {
+            FuncKind::Host(index) => std::ptr::addr_of!(self.host_funcs[index as usize].func_ref),
+            FuncKind::Wasm { instance, index } => self.instance(instance).func_ref(index),
+        }
+    }
+
+    /// The function a funcref element points at.
+    pub(crate) fn func_from_raw(&self, raw: ValRaw) -> Option<Func> {
+        if raw == 0 {
+            return None;
+        }
+        let addr = raw as usize;
+        if let Some((_, &index)) = self.vmctx_ranges.range(..=addr).next_back() {
+            let instance = self.instance(index);
+            if let Some(func_index) = instance.func_index_of_ref(addr) {
+                return Some(instance.func(func_index));
+            }
+        }
+        let index = *self.host_func_refs.get(&addr)?;
+        Some(Func::host(self.id, index))
+    }
+
+    /// `val` in its raw form, after checking it belongs to this store.
+    pub(crate) fn val_to_raw(&self, val: &Val) -> Result<ValRaw> {
+        Ok(match *val {
+            Val::I32(v) => u64::from(v as u32),
+            Val::I64(v) => v as u64,
+            Val::F32(bits) => u64::from(bits),
+            Val::F64(bits) => bits,
+            Val::FuncRef(None) | Val::ExternRef(None) => 0,
+            Val::FuncRef(Some(func)) => {
+                self.check(func.store_id(), "a funcref value")?;
+                self.func_ref(func) as ValRaw
+            }
+            Val::ExternRef(Some(r)) => externref_to_raw(r)?,
+        })
+    }
+
+    /// The value of type `ty` stored as `raw`.
+    pub(crate) fn raw_to_val(&self, raw: ValRaw, ty: ValType) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(raw as u32 as i32),
+            ValType::I64 => Val::I64(raw as i64),
+            ValType::F32 => Val::F32(raw as u32),
+            ValType::F64 => Val::F64(raw),
+            ValType::FuncRef => Val::FuncRef(self.func_from_raw(raw)),
+            ValType::ExternRef => Val::ExternRef(externref_from_raw(raw)),
+        }
+    }
+}
+
+/// An externref in table/global encoding: its value plus one (0 = null).
+pub(crate) fn externref_to_raw(r: ExternRef) -> Result<ValRaw> {
+    r.0.checked_add(1).ok_or_else(|| {
+        Error::Signature("ExternRef(u64::MAX) is reserved and cannot be passed to wasm".into())
+    })
+}
+
+pub(crate) fn externref_from_raw(raw: ValRaw) -> Option<ExternRef> {
+    raw.checked_sub(1).map(ExternRef)
+}
+
+/// The wasm-to-host trampoline of `module` for engine type id `type_id`.
+fn host_trampoline_in(module: &Module, type_id: u32) -> Option<*const u8> {
+    let t = module.info().type_ids.iter().position(|&id| id == type_id)?;
+    Some(module.code().host_trampoline(t as u32))
+}
