@@ -25,25 +25,46 @@ pub fn supported_features() -> WasmFeatures {
 }
 
 /// Turns `.wat` text into a binary; passes a binary through.
+///
+/// Input is taken as text only when it looks like text: valid UTF-8 whose
+/// first non-blank character opens a form `(` or a comment `;`. Anything else
+/// is decoded as a binary, so a binary with a broken header gets a
+/// "malformed" error rather than a text parse error.
 pub fn to_binary(bytes: &[u8]) -> Result<Vec<u8>> {
-    if bytes.starts_with(b"\0asm") {
+    let looks_like_text = std::str::from_utf8(bytes)
+        .map(|text| matches!(text.trim_start().chars().next(), Some('(' | ';')))
+        .unwrap_or(false);
+    if !looks_like_text {
         return Ok(bytes.to_vec());
     }
-    wat::parse_bytes(bytes).map(|b| b.into_owned()).map_err(|e| Error::Text(e.to_string()))
+    wat::parse_bytes(bytes)
+        .map(|b| b.into_owned())
+        .map_err(|e| Error::Text(e.to_string()))
 }
 
 /// Validates `wasm` against the supported feature set.
+///
+/// The error says which kind of problem it is: `Malformed` when the bytes do
+/// not decode (found by [`decode_error`], run only on this error path),
+/// `Unsupported` when the module needs a feature beyond 2.0 or SIMD, and
+/// `Invalid` when it decodes but does not validate.
 pub fn validate(wasm: &[u8]) -> Result<()> {
     let first = match Validator::new_with_features(supported_features()).validate_all(wasm) {
         Ok(_) => return Ok(()),
         Err(e) => e,
     };
+    if let Some(e) = decode_error(wasm) {
+        return Err(malformed(e));
+    }
     if let Some(feature) = unsupported_feature_used(wasm) {
-        return Err(Error::Unsupported { feature, offset: first.offset() as usize });
+        return Err(Error::Unsupported {
+            feature,
+            offset: first.offset() as usize,
+        });
     }
     let message = first.message().to_string();
     let offset = first.offset() as usize;
-    Err(if looks_malformed(&message) {
+    Err(if is_structural(&message) {
         Error::Malformed { offset, message }
     } else {
         Error::Invalid { offset, message }
@@ -52,42 +73,128 @@ pub fn validate(wasm: &[u8]) -> Result<()> {
 
 /// If `wasm` validates once one more proposal is enabled, that proposal's name.
 fn unsupported_feature_used(wasm: &[u8]) -> Option<String> {
-    if Validator::new_with_features(WasmFeatures::all()).validate_all(wasm).is_err() {
+    if Validator::new_with_features(WasmFeatures::all())
+        .validate_all(wasm)
+        .is_err()
+    {
         return None;
     }
     let base = supported_features();
     for (name, flag) in WasmFeatures::all().difference(base).iter_names() {
-        if Validator::new_with_features(base.union(flag)).validate_all(wasm).is_ok() {
+        if Validator::new_with_features(base.union(flag))
+            .validate_all(wasm)
+            .is_ok()
+        {
             return Some(name.to_ascii_lowercase());
         }
     }
     Some("a combination of post-2.0 proposals".to_string())
 }
 
-/// wasmparser reports decoding and validation errors through one type; these
-/// wordings are decoding problems (the spec's "malformed").
-fn looks_malformed(message: &str) -> bool {
+/// Problems the validator finds that the spec calls "malformed": they concern
+/// the binary's structure across sections rather than typing.
+fn is_structural(message: &str) -> bool {
     const MARKERS: &[&str] = &[
-        "unexpected end",
-        "magic",
-        "version",
-        "malformed",
-        "invalid leb128",
-        "out of bounds",
-        "too large",
-        "section size mismatch",
-        "unknown binary version",
-        "invalid section",
-        "integer representation too long",
+        "multiple start sections",
+        "inconsistent lengths",
+        "data count section required",
+        "data count and data section have inconsistent lengths",
+        "section out of order",
+        "unexpected content after last section",
         "integer too large",
-        "illegal opcode",
-        "unexpected content",
-        "utf-8",
         "zero byte expected",
-        "function and code section have inconsistent lengths",
+        "malformed",
+        "control frames remain",
     ];
     let lower = message.to_ascii_lowercase();
     MARKERS.iter().any(|m| lower.contains(m))
+}
+
+/// Decodes every section, item and operator without validating; the first
+/// decoding error, if any.
+pub fn decode_error(wasm: &[u8]) -> Option<wasmparser::BinaryReaderError> {
+    decode_all(wasm).err()
+}
+
+fn decode_all(wasm: &[u8]) -> std::result::Result<(), wasmparser::BinaryReaderError> {
+    fn drain<'a, T: wasmparser::FromReader<'a>>(
+        reader: wasmparser::SectionLimited<'a, T>,
+    ) -> std::result::Result<Vec<T>, wasmparser::BinaryReaderError> {
+        reader.into_iter().collect()
+    }
+    fn drain_expr(
+        expr: &wasmparser::ConstExpr<'_>,
+    ) -> std::result::Result<(), wasmparser::BinaryReaderError> {
+        let mut ops = expr.get_operators_reader();
+        while !ops.eof() {
+            ops.read()?;
+        }
+        Ok(())
+    }
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::TypeSection(r) => {
+                drain(r)?;
+            }
+            Payload::ImportSection(r) => {
+                for import in r.into_imports() {
+                    import?;
+                }
+            }
+            Payload::FunctionSection(r) => {
+                drain(r)?;
+            }
+            Payload::TableSection(r) => {
+                drain(r)?;
+            }
+            Payload::MemorySection(r) => {
+                drain(r)?;
+            }
+            Payload::GlobalSection(r) => {
+                for g in drain(r)? {
+                    drain_expr(&g.init_expr)?;
+                }
+            }
+            Payload::ExportSection(r) => {
+                drain(r)?;
+            }
+            Payload::ElementSection(r) => {
+                for elem in drain(r)? {
+                    if let wasmparser::ElementKind::Active { offset_expr, .. } = &elem.kind {
+                        drain_expr(offset_expr)?;
+                    }
+                    match elem.items {
+                        wasmparser::ElementItems::Functions(f) => {
+                            drain(f)?;
+                        }
+                        wasmparser::ElementItems::Expressions(_, e) => {
+                            for expr in drain(e)? {
+                                drain_expr(&expr)?;
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::DataSection(r) => {
+                for data in drain(r)? {
+                    if let wasmparser::DataKind::Active { offset_expr, .. } = &data.kind {
+                        drain_expr(offset_expr)?;
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                for local in body.get_locals_reader()? {
+                    local?;
+                }
+                let mut ops = body.get_operators_reader()?;
+                while !ops.eof() {
+                    ops.read()?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Validates and extracts a module. `bytes` may be a binary or `.wat` text.
@@ -101,7 +208,10 @@ pub fn parse(engine: &Engine, bytes: &[u8]) -> Result<ModuleInfo> {
 }
 
 fn malformed(e: wasmparser::BinaryReaderError) -> Error {
-    Error::Malformed { offset: e.offset() as usize, message: e.message().to_string() }
+    Error::Malformed {
+        offset: e.offset() as usize,
+        message: e.message().to_string(),
+    }
 }
 
 fn extract(wasm: &[u8]) -> Result<ModuleInfo> {
@@ -112,8 +222,14 @@ fn extract(wasm: &[u8]) -> Result<ModuleInfo> {
                 for ty in reader.into_iter_err_on_gc_types() {
                     let ty = ty.map_err(malformed)?;
                     info.types.push(FuncType::new(
-                        ty.params().iter().map(|t| val_type(*t)).collect::<Result<Vec<_>>>()?,
-                        ty.results().iter().map(|t| val_type(*t)).collect::<Result<Vec<_>>>()?,
+                        ty.params()
+                            .iter()
+                            .map(|t| val_type(*t))
+                            .collect::<Result<Vec<_>>>()?,
+                        ty.results()
+                            .iter()
+                            .map(|t| val_type(*t))
+                            .collect::<Result<Vec<_>>>()?,
                     ));
                 }
             }
@@ -204,21 +320,27 @@ fn extract(wasm: &[u8]) -> Result<ModuleInfo> {
                     let data = data.map_err(malformed)?;
                     let mode = match data.kind {
                         wasmparser::DataKind::Passive => DataMode::Passive,
-                        wasmparser::DataKind::Active { memory_index, offset_expr } => {
-                            DataMode::Active {
-                                memory: memory_index,
-                                offset: const_expr(&offset_expr)?,
-                            }
-                        }
+                        wasmparser::DataKind::Active {
+                            memory_index,
+                            offset_expr,
+                        } => DataMode::Active {
+                            memory: memory_index,
+                            offset: const_expr(&offset_expr)?,
+                        },
                     };
                     let start = info.data_bytes.len();
                     info.data_bytes.extend_from_slice(data.data);
-                    info.data.push(DataSegment { mode, range: start..info.data_bytes.len() });
+                    info.data.push(DataSegment {
+                        mode,
+                        range: start..info.data_bytes.len(),
+                    });
                 }
             }
             Payload::CodeSectionEntry(body) => {
                 let range = body.range();
-                info.bodies.push(FunctionBody { range: range.start as usize..range.end as usize });
+                info.bodies.push(FunctionBody {
+                    range: range.start as usize..range.end as usize,
+                });
             }
             Payload::CustomSection(section) => {
                 if let wasmparser::KnownCustom::Name(names) = section.as_known() {
@@ -246,7 +368,8 @@ fn read_names(names: wasmparser::NameSectionReader<'_>, info: &mut ModuleInfo) -
             wasmparser::Name::Function(map) => {
                 for naming in map {
                     let naming = naming.map_err(malformed)?;
-                    info.func_names.insert(naming.index, naming.name.to_string());
+                    info.func_names
+                        .insert(naming.index, naming.name.to_string());
                 }
             }
             _ => {}
@@ -290,11 +413,17 @@ fn table_type(ty: &wasmparser::TableType) -> Result<TableType> {
 }
 
 fn memory_type(ty: &wasmparser::MemoryType) -> MemoryType {
-    MemoryType { minimum: ty.initial, maximum: ty.maximum }
+    MemoryType {
+        minimum: ty.initial,
+        maximum: ty.maximum,
+    }
 }
 
 fn global_type(ty: &wasmparser::GlobalType) -> Result<GlobalType> {
-    Ok(GlobalType { content: val_type(ty.content_type)?, mutable: ty.mutable })
+    Ok(GlobalType {
+        content: val_type(ty.content_type)?,
+        mutable: ty.mutable,
+    })
 }
 
 /// Reads a constant expression: exactly one value-producing operator then `end`.
@@ -317,7 +446,9 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr> {
     };
     match reader.read().map_err(malformed)? {
         Op::End => Ok(value),
-        other => Err(unsupported(format!("extended constant expression with {other:?}"))),
+        other => Err(unsupported(format!(
+            "extended constant expression with {other:?}"
+        ))),
     }
 }
 
@@ -325,7 +456,10 @@ fn elem_segment(elem: wasmparser::Element<'_>) -> Result<ElemSegment> {
     let mode = match elem.kind {
         wasmparser::ElementKind::Passive => ElemMode::Passive,
         wasmparser::ElementKind::Declared => ElemMode::Declared,
-        wasmparser::ElementKind::Active { table_index, offset_expr } => ElemMode::Active {
+        wasmparser::ElementKind::Active {
+            table_index,
+            offset_expr,
+        } => ElemMode::Active {
             table: table_index.unwrap_or(0),
             offset: const_expr(&offset_expr)?,
         },
@@ -346,7 +480,11 @@ fn elem_segment(elem: wasmparser::Element<'_>) -> Result<ElemSegment> {
             (ref_type(ty)?, items)
         }
     };
-    Ok(ElemSegment { element_type, mode, items })
+    Ok(ElemSegment {
+        element_type,
+        mode,
+        items,
+    })
 }
 
 #[cfg(test)]
@@ -379,10 +517,19 @@ mod tests {
         assert_eq!(info.num_imported_globals, 1);
         assert_eq!(info.functions.len(), 2);
         assert_eq!(info.bodies.len(), 1);
-        assert_eq!(info.memories, vec![MemoryType { minimum: 1, maximum: Some(2) }]);
+        assert_eq!(
+            info.memories,
+            vec![MemoryType {
+                minimum: 1,
+                maximum: Some(2)
+            }]
+        );
         assert_eq!(info.export_map.get("double"), Some(&ExportKind::Func(1)));
         assert_eq!(info.global_inits, vec![ConstExpr::I32(7)]);
-        assert_eq!(info.elems[0].items, vec![ConstExpr::RefFunc(1), ConstExpr::RefFunc(0)]);
+        assert_eq!(
+            info.elems[0].items,
+            vec![ConstExpr::RefFunc(1), ConstExpr::RefFunc(0)]
+        );
         assert_eq!(info.data_segment_bytes(0), b"hi");
         assert_eq!(info.data[1].mode, DataMode::Passive);
         assert_eq!(info.module_name.as_deref(), Some("m"));
