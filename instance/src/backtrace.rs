@@ -60,7 +60,7 @@ pub(crate) unsafe fn walk(
         if reader.trap_code(pc).is_some() && !each(pc) {
             return;
         }
-        if fp < lo || fp % WORD != 0 || fp >= hi || hi - fp < 2 * WORD {
+        if fp < lo || !fp.is_multiple_of(WORD) || fp >= hi || hi - fp < 2 * WORD {
             return;
         }
         // SAFETY: `fp..fp + 16` is inside `lo..hi`, readable by the caller's
@@ -92,6 +92,7 @@ pub(crate) fn capture_from_host(hi: usize) -> Vec<FrameInfo> {
     let reader = code_registry::read();
     let mut search = Search {
         reader: &reader,
+        hi,
         found: None,
     };
     // SAFETY: `trace` matches `_Unwind_Trace_Fn` and only uses `arg` as the
@@ -117,6 +118,8 @@ pub(crate) fn capture_from_host(hi: usize) -> Vec<FrameInfo> {
 
 struct Search<'a> {
     reader: &'a RegistryReader,
+    /// The catch point: frames above it belong to an outer activation.
+    hi: usize,
     /// (PC for lookup, FP) of the first frame found in registered code.
     found: Option<(usize, usize)>,
 }
@@ -139,6 +142,11 @@ extern "C" fn trace(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     if ip == 0 {
         return URC_NORMAL_STOP;
     }
+    // SAFETY: as above.
+    if unsafe { _Unwind_GetCFA(ctx) } > search.hi {
+        // Past the catch point without meeting wasm: no wasm frame to report.
+        return URC_NORMAL_STOP;
+    }
     // A caller frame's IP is a return address: look up the call itself.
     let pc = ip - 1;
     if search.reader.contains(pc) {
@@ -159,4 +167,5 @@ extern "C" {
     ) -> c_int;
     fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
     fn _Unwind_GetGR(ctx: *mut c_void, index: c_int) -> usize;
+    fn _Unwind_GetCFA(ctx: *mut c_void) -> usize;
 }

@@ -50,8 +50,14 @@ unsafe fn context<'a>(vmctx: *mut VMContext) -> (&'a mut StoreOpaque, &'a mut In
     // SAFETY: the header fields were written at instantiation with these
     // types and stay valid for the store's life (the caller's promise).
     unsafe {
-        let store = base.add(VMOffsets::STORE as usize).cast::<*mut StoreOpaque>().read();
-        let instance = base.add(VMOffsets::INSTANCE as usize).cast::<*mut InstanceData>().read();
+        let store = base
+            .add(VMOffsets::STORE as usize)
+            .cast::<*mut StoreOpaque>()
+            .read();
+        let instance = base
+            .add(VMOffsets::INSTANCE as usize)
+            .cast::<*mut InstanceData>()
+            .read();
         (&mut *store, &mut *instance)
     }
 }
@@ -80,19 +86,32 @@ fn in_bounds(start: u32, len: u32, size: u64) -> bool {
 
 /// `memory.grow`: the old size in pages, or `u32::MAX` (-1).
 unsafe extern "C" fn memory_grow(vmctx: *mut VMContext, memory: u32, delta: u32) -> u32 {
-    // SAFETY: called by compiled code with its own VMContext.
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let Some(&m) = instance.memories.get(memory as usize) else {
         return u32::MAX;
     };
-    match store.memories.get_mut(m as usize).and_then(|m| m.grow(u64::from(delta))) {
+    match store
+        .memories
+        .get_mut(m as usize)
+        .and_then(|m| m.grow(u64::from(delta)))
+    {
         Some(old) => old as u32,
         None => u32::MAX,
     }
 }
 
-fn memory_fill_impl(vmctx: *mut VMContext, memory: u32, dst: u32, byte: u32, len: u32) -> Result<(), TrapKind> {
-    // SAFETY: called by compiled code with its own VMContext.
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn memory_fill_impl(
+    vmctx: *mut VMContext,
+    memory: u32,
+    dst: u32,
+    byte: u32,
+    len: u32,
+) -> Result<(), TrapKind> {
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let memory = instance
         .memories
@@ -103,18 +122,34 @@ fn memory_fill_impl(vmctx: *mut VMContext, memory: u32, dst: u32, byte: u32, len
         return Err(TrapKind::MemoryOutOfBounds);
     }
     // SAFETY: `dst..dst+len` is inside the accessible part (checked above).
-    unsafe { std::ptr::write_bytes(memory.memory.base().add(dst as usize), byte as u8, len as usize) };
+    unsafe {
+        std::ptr::write_bytes(
+            memory.memory.base().add(dst as usize),
+            byte as u8,
+            len as usize,
+        )
+    };
     Ok(())
 }
 
 /// `memory.fill`.
-unsafe extern "C" fn memory_fill(vmctx: *mut VMContext, memory: u32, dst: u32, byte: u32, len: u32) {
-    let result = memory_fill_impl(vmctx, memory, dst, byte, len);
+unsafe extern "C" fn memory_fill(
+    vmctx: *mut VMContext,
+    memory: u32,
+    dst: u32,
+    byte: u32,
+    len: u32,
+) {
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { memory_fill_impl(vmctx, memory, dst, byte, len) };
     // SAFETY: entered from wasm; `memory_fill_impl` dropped its state.
     unsafe { value_or_trap(result) }
 }
 
-fn memory_copy_impl(
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn memory_copy_impl(
     vmctx: *mut VMContext,
     dst_memory: u32,
     src_memory: u32,
@@ -122,7 +157,7 @@ fn memory_copy_impl(
     src: u32,
     len: u32,
 ) -> Result<(), TrapKind> {
-    // SAFETY: called by compiled code with its own VMContext.
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let lookup = |index: u32| {
         instance
@@ -159,15 +194,29 @@ unsafe extern "C" fn memory_copy(
     src: u32,
     len: u32,
 ) {
-    let result = memory_copy_impl(vmctx, dst_memory, src_memory, dst, src, len);
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { memory_copy_impl(vmctx, dst_memory, src_memory, dst, src, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
     unsafe { value_or_trap(result) }
 }
 
-fn memory_init_impl(vmctx: *mut VMContext, memory: u32, data: u32, dst: u32, src: u32, len: u32) -> Result<(), TrapKind> {
-    // SAFETY: called by compiled code with its own VMContext.
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn memory_init_impl(
+    vmctx: *mut VMContext,
+    memory: u32,
+    data: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> Result<(), TrapKind> {
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
-    let m = *instance.memories.get(memory as usize).ok_or(TrapKind::MemoryOutOfBounds)?;
+    let m = *instance
+        .memories
+        .get(memory as usize)
+        .ok_or(TrapKind::MemoryOutOfBounds)?;
     memory_init(store, instance, m, data, dst, src, len)
 }
 
@@ -180,7 +229,8 @@ unsafe extern "C" fn memory_init_libcall(
     src: u32,
     len: u32,
 ) {
-    let result = memory_init_impl(vmctx, memory, data, dst, src, len);
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { memory_init_impl(vmctx, memory, data, dst, src, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
     unsafe { value_or_trap(result) }
 }
@@ -198,62 +248,125 @@ unsafe extern "C" fn data_drop(vmctx: *mut VMContext, data: u32) {
 
 /// The store index of table `table` of the instance.
 fn table_index(instance: &InstanceData, table: u32) -> Result<usize, TrapKind> {
-    instance.tables.get(table as usize).map(|&t| t as usize).ok_or(TrapKind::TableOutOfBounds)
+    instance
+        .tables
+        .get(table as usize)
+        .map(|&t| t as usize)
+        .ok_or(TrapKind::TableOutOfBounds)
 }
 
-fn table_get_impl(vmctx: *mut VMContext, table: u32, index: u32) -> Result<ValRaw, TrapKind> {
-    // SAFETY: called by compiled code with its own VMContext.
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn table_get_impl(
+    vmctx: *mut VMContext,
+    table: u32,
+    index: u32,
+) -> Result<ValRaw, TrapKind> {
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let t = table_index(instance, table)?;
-    store.tables.get(t).and_then(|t| t.table.get(index)).ok_or(TrapKind::TableOutOfBounds)
+    store
+        .tables
+        .get(t)
+        .and_then(|t| t.table.get(index))
+        .ok_or(TrapKind::TableOutOfBounds)
 }
 
 /// `table.get`.
 unsafe extern "C" fn table_get(vmctx: *mut VMContext, table: u32, index: u32) -> ValRaw {
-    let result = table_get_impl(vmctx, table, index);
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { table_get_impl(vmctx, table, index) };
     // SAFETY: entered from wasm; the impl dropped its state.
     unsafe { value_or_trap(result) }
 }
 
-fn table_set_impl(vmctx: *mut VMContext, table: u32, index: u32, value: ValRaw) -> Result<(), TrapKind> {
-    // SAFETY: called by compiled code with its own VMContext.
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn table_set_impl(
+    vmctx: *mut VMContext,
+    table: u32,
+    index: u32,
+    value: ValRaw,
+) -> Result<(), TrapKind> {
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let t = table_index(instance, table)?;
-    store.tables.get_mut(t).ok_or(TrapKind::TableOutOfBounds)?.table.set(index, value)
+    store
+        .tables
+        .get_mut(t)
+        .ok_or(TrapKind::TableOutOfBounds)?
+        .table
+        .set(index, value)
 }
 
 /// `table.set`.
 unsafe extern "C" fn table_set(vmctx: *mut VMContext, table: u32, index: u32, value: ValRaw) {
-    let result = table_set_impl(vmctx, table, index, value);
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { table_set_impl(vmctx, table, index, value) };
     // SAFETY: entered from wasm; the impl dropped its state.
     unsafe { value_or_trap(result) }
 }
 
 /// `table.grow`: the old size, or `u32::MAX` (-1).
-unsafe extern "C" fn table_grow(vmctx: *mut VMContext, table: u32, init: ValRaw, delta: u32) -> u32 {
-    // SAFETY: called by compiled code with its own VMContext.
+unsafe extern "C" fn table_grow(
+    vmctx: *mut VMContext,
+    table: u32,
+    init: ValRaw,
+    delta: u32,
+) -> u32 {
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let Ok(t) = table_index(instance, table) else {
         return u32::MAX;
     };
-    store.tables.get_mut(t).and_then(|t| t.grow(delta, init)).unwrap_or(u32::MAX)
+    store
+        .tables
+        .get_mut(t)
+        .and_then(|t| t.grow(delta, init))
+        .unwrap_or(u32::MAX)
 }
 
-fn table_fill_impl(vmctx: *mut VMContext, table: u32, dst: u32, value: ValRaw, len: u32) -> Result<(), TrapKind> {
-    // SAFETY: called by compiled code with its own VMContext.
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn table_fill_impl(
+    vmctx: *mut VMContext,
+    table: u32,
+    dst: u32,
+    value: ValRaw,
+    len: u32,
+) -> Result<(), TrapKind> {
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let t = table_index(instance, table)?;
-    store.tables.get_mut(t).ok_or(TrapKind::TableOutOfBounds)?.table.fill(dst, value, len)
+    store
+        .tables
+        .get_mut(t)
+        .ok_or(TrapKind::TableOutOfBounds)?
+        .table
+        .fill(dst, value, len)
 }
 
 /// `table.fill`.
-unsafe extern "C" fn table_fill(vmctx: *mut VMContext, table: u32, dst: u32, value: ValRaw, len: u32) {
-    let result = table_fill_impl(vmctx, table, dst, value, len);
+unsafe extern "C" fn table_fill(
+    vmctx: *mut VMContext,
+    table: u32,
+    dst: u32,
+    value: ValRaw,
+    len: u32,
+) {
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { table_fill_impl(vmctx, table, dst, value, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
     unsafe { value_or_trap(result) }
 }
 
-fn table_copy_impl(
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn table_copy_impl(
     vmctx: *mut VMContext,
     dst_table: u32,
     src_table: u32,
@@ -261,7 +374,7 @@ fn table_copy_impl(
     src: u32,
     len: u32,
 ) -> Result<(), TrapKind> {
-    // SAFETY: called by compiled code with its own VMContext.
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let d = table_index(instance, dst_table)?;
     let s = table_index(instance, src_table)?;
@@ -291,13 +404,24 @@ unsafe extern "C" fn table_copy(
     src: u32,
     len: u32,
 ) {
-    let result = table_copy_impl(vmctx, dst_table, src_table, dst, src, len);
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { table_copy_impl(vmctx, dst_table, src_table, dst, src, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
     unsafe { value_or_trap(result) }
 }
 
-fn table_init_impl(vmctx: *mut VMContext, table: u32, elem: u32, dst: u32, src: u32, len: u32) -> Result<(), TrapKind> {
-    // SAFETY: called by compiled code with its own VMContext.
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn table_init_impl(
+    vmctx: *mut VMContext,
+    table: u32,
+    elem: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> Result<(), TrapKind> {
+    // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
     let t = table_index(instance, table)? as u32;
     table_init(store, instance, t, elem, dst, src, len)
@@ -312,7 +436,8 @@ unsafe extern "C" fn table_init_libcall(
     src: u32,
     len: u32,
 ) {
-    let result = table_init_impl(vmctx, table, elem, dst, src, len);
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { table_init_impl(vmctx, table, elem, dst, src, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
     unsafe { value_or_trap(result) }
 }
@@ -369,13 +494,26 @@ unsafe fn host_call_impl(
     // SAFETY: the header fields were written at instantiation; reading the
     // store's fields through the raw pointer creates no reference.
     let (store, caller, shim, index) = unsafe {
-        let store = base.add(VMOffsets::STORE as usize).cast::<*mut StoreOpaque>().read();
-        let instance = base.add(VMOffsets::INSTANCE as usize).cast::<*const InstanceData>().read();
+        let store = base
+            .add(VMOffsets::STORE as usize)
+            .cast::<*mut StoreOpaque>()
+            .read();
+        let instance = base
+            .add(VMOffsets::INSTANCE as usize)
+            .cast::<*const InstanceData>()
+            .read();
         debug_assert_eq!((*host_ctx).magic, VMHostFuncContext::MAGIC);
-        (store, (*instance).index, (*store).host_call, (*host_ctx).host_func)
+        (
+            store,
+            (*instance).index,
+            (*store).host_call,
+            (*host_ctx).host_func,
+        )
     };
     let store = NonNull::new(store).ok_or_else(|| {
-        crate::trap_handling::UnwindReason::Trap(crate::trap::Trap::host("host call without a store"))
+        crate::trap_handling::UnwindReason::Trap(crate::trap::Trap::host(
+            "host call without a store",
+        ))
     })?;
     // SAFETY: `shim` was installed for the store's `T`; wasm is running on
     // the store's behalf so no Rust reference to it is in use.

@@ -38,7 +38,9 @@ struct SignatureRegistry {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config", &self.inner.config).finish()
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish()
     }
 }
 
@@ -84,7 +86,9 @@ impl Engine {
 
     /// Advances the epoch by one (the runtime's ticker normally does this).
     pub fn increment_epoch(&self) {
-        self.inner.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The engine-wide id of `ty`.
@@ -114,10 +118,20 @@ fn build_isa(config: &Config) -> Result<OwnedTargetIsa> {
     let bad = |message: String| Error::Resource(format!("cannot configure Cranelift: {message}"));
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, name: &str, value: &str| {
-        flags.set(name, value).map_err(|e| bad(format!("{name}={value}: {e}")))
+        flags
+            .set(name, value)
+            .map_err(|e| bad(format!("{name}={value}: {e}")))
     };
     set(&mut flags, "opt_level", config.opt_level)?;
-    set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
     // Frame pointers let the trap handler walk wasm frames for backtraces.
     set(&mut flags, "preserve_frame_pointers", "true")?;
     set(&mut flags, "enable_multi_ret_implicit_sret", "true")?;

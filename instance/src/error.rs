@@ -24,7 +24,11 @@ pub enum Error {
     Compile { func_index: u32, message: String },
     /// An import could not be satisfied, or was satisfied with the wrong type.
     #[error("unknown import `{module}::{name}`: {message}")]
-    Link { module: String, name: String, message: String },
+    Link {
+        module: String,
+        name: String,
+        message: String,
+    },
     /// No export by this name, or of another kind or type than asked.
     #[error("export `{name}`: {message}")]
     Export { name: String, message: String },

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::func::{func_type, Func};
 use crate::memory::LinearMemory;
 use crate::module_info::{ImportKind, ModuleInfo};
-use crate::store::{AsContext, AsContextMut, StoreGlobal, StoreId, StoreMemory, StoreOpaque, StoreTable};
+use crate::store::{
+    AsContext, AsContextMut, StoreGlobal, StoreId, StoreMemory, StoreOpaque, StoreTable,
+};
 use crate::table::TableStorage;
 use crate::types::{FuncType, GlobalType, MemoryType, TableType, Val, ValType};
 use std::fmt;
@@ -52,16 +54,32 @@ impl Extern {
     }
 
     pub fn into_func(self) -> Option<Func> {
-        if let Extern::Func(f) = self { Some(f) } else { None }
+        if let Extern::Func(f) = self {
+            Some(f)
+        } else {
+            None
+        }
     }
     pub fn into_memory(self) -> Option<Memory> {
-        if let Extern::Memory(m) = self { Some(m) } else { None }
+        if let Extern::Memory(m) = self {
+            Some(m)
+        } else {
+            None
+        }
     }
     pub fn into_table(self) -> Option<Table> {
-        if let Extern::Table(t) = self { Some(t) } else { None }
+        if let Extern::Table(t) = self {
+            Some(t)
+        } else {
+            None
+        }
     }
     pub fn into_global(self) -> Option<Global> {
-        if let Extern::Global(g) = self { Some(g) } else { None }
+        if let Extern::Global(g) = self {
+            Some(g)
+        } else {
+            None
+        }
     }
 }
 
@@ -111,8 +129,12 @@ impl ExternType {
     pub(crate) fn of_extern(store: &StoreOpaque, item: &Extern) -> ExternType {
         match item {
             Extern::Func(f) => ExternType::Func(func_type(store, *f).clone()),
-            Extern::Memory(m) => ExternType::Memory(store.memories[m.index as usize].memory.current_type()),
-            Extern::Table(t) => ExternType::Table(store.tables[t.index as usize].table.current_type()),
+            Extern::Memory(m) => {
+                ExternType::Memory(store.memories[m.index as usize].memory.current_type())
+            }
+            Extern::Table(t) => {
+                ExternType::Table(store.tables[t.index as usize].table.current_type())
+            }
             Extern::Global(g) => ExternType::Global(store.globals[g.index as usize].ty),
         }
     }
@@ -160,7 +182,10 @@ impl Memory {
 
     fn get<'a>(&self, store: &'a StoreOpaque) -> Result<&'a StoreMemory> {
         store.check(self.store, "the memory")?;
-        store.memories.get(self.index as usize).ok_or_else(|| stale("memory"))
+        store
+            .memories
+            .get(self.index as usize)
+            .ok_or_else(|| stale("memory"))
     }
 
     /// A new memory of `ty.minimum` zeroed pages, in the engine's memory
@@ -169,25 +194,33 @@ impl Memory {
         let opaque = &mut store.store_inner_mut().opaque;
         let memory = LinearMemory::new(&ty, opaque.engine().config())?;
         let index = opaque.push_memory(memory, None);
-        Ok(Memory { store: opaque.id(), index })
+        Ok(Memory {
+            store: opaque.id(),
+            index,
+        })
     }
 
     /// The type: the current size as the minimum, and the declared maximum.
     pub fn ty(&self, store: &impl AsContext) -> MemoryType {
         match self.get(&store.store_inner().opaque) {
             Ok(m) => m.memory.current_type(),
-            Err(_) => MemoryType { minimum: 0, maximum: Some(0) },
+            Err(_) => MemoryType {
+                minimum: 0,
+                maximum: Some(0),
+            },
         }
     }
 
     /// The current size in wasm pages.
     pub fn size_pages(&self, store: &impl AsContext) -> u64 {
-        self.get(&store.store_inner().opaque).map_or(0, |m| m.memory.pages())
+        self.get(&store.store_inner().opaque)
+            .map_or(0, |m| m.memory.pages())
     }
 
     /// The current size in bytes.
     pub fn data_size(&self, store: &impl AsContext) -> usize {
-        self.get(&store.store_inner().opaque).map_or(0, |m| m.memory.byte_size())
+        self.get(&store.store_inner().opaque)
+            .map_or(0, |m| m.memory.byte_size())
     }
 
     /// The memory's bytes.
@@ -238,7 +271,10 @@ impl Memory {
     pub fn grow(&self, store: &mut impl AsContextMut, delta: u64) -> Result<u64> {
         let opaque = &mut store.store_inner_mut().opaque;
         opaque.check(self.store, "the memory")?;
-        let memory = opaque.memories.get_mut(self.index as usize).ok_or_else(|| stale("memory"))?;
+        let memory = opaque
+            .memories
+            .get_mut(self.index as usize)
+            .ok_or_else(|| stale("memory"))?;
         let (pages, max) = (memory.memory.pages(), memory.memory.max_pages());
         memory.grow(delta).ok_or_else(|| {
             Error::Resource(format!(
@@ -266,7 +302,10 @@ impl Table {
 
     fn get_table<'a>(&self, store: &'a StoreOpaque) -> Result<&'a StoreTable> {
         store.check(self.store, "the table")?;
-        store.tables.get(self.index as usize).ok_or_else(|| stale("table"))
+        store
+            .tables
+            .get(self.index as usize)
+            .ok_or_else(|| stale("table"))
     }
 
     /// A new table of `ty.minimum` elements set to `init`.
@@ -275,19 +314,27 @@ impl Table {
         let init = element_to_raw(opaque, ty.element, &init)?;
         let table = TableStorage::new(&ty, init, opaque.engine().config())?;
         let index = opaque.push_table(table, None);
-        Ok(Table { store: opaque.id(), index })
+        Ok(Table {
+            store: opaque.id(),
+            index,
+        })
     }
 
     /// The type: the current size as the minimum, and the declared maximum.
     pub fn ty(&self, store: &impl AsContext) -> TableType {
         match self.get_table(&store.store_inner().opaque) {
             Ok(t) => t.table.current_type(),
-            Err(_) => TableType { element: ValType::FuncRef, minimum: 0, maximum: Some(0) },
+            Err(_) => TableType {
+                element: ValType::FuncRef,
+                minimum: 0,
+                maximum: Some(0),
+            },
         }
     }
 
     pub fn size(&self, store: &impl AsContext) -> u32 {
-        self.get_table(&store.store_inner().opaque).map_or(0, |t| t.table.size())
+        self.get_table(&store.store_inner().opaque)
+            .map_or(0, |t| t.table.size())
     }
 
     /// Element `index`, or `None` past the end.
@@ -306,7 +353,9 @@ impl Table {
         let table = &mut opaque.tables[self.index as usize].table;
         let size = table.size();
         table.set(index, raw).map_err(|_| {
-            Error::Signature(format!("table index {index} is out of bounds of a table of {size} elements"))
+            Error::Signature(format!(
+                "table index {index} is out of bounds of a table of {size} elements"
+            ))
         })
     }
 
@@ -343,7 +392,10 @@ impl Global {
 
     fn get_global<'a>(&self, store: &'a StoreOpaque) -> Result<&'a StoreGlobal> {
         store.check(self.store, "the global")?;
-        store.globals.get(self.index as usize).ok_or_else(|| stale("global"))
+        store
+            .globals
+            .get(self.index as usize)
+            .ok_or_else(|| stale("global"))
     }
 
     /// A new global of type `ty` holding `value`.
@@ -351,13 +403,19 @@ impl Global {
         let opaque = &mut store.store_inner_mut().opaque;
         let raw = element_to_raw(opaque, ty.content, &value)?;
         let index = opaque.push_global(ty, None, raw);
-        Ok(Global { store: opaque.id(), index })
+        Ok(Global {
+            store: opaque.id(),
+            index,
+        })
     }
 
     pub fn ty(&self, store: &impl AsContext) -> GlobalType {
         match self.get_global(&store.store_inner().opaque) {
             Ok(g) => g.ty,
-            Err(_) => GlobalType { content: ValType::I32, mutable: false },
+            Err(_) => GlobalType {
+                content: ValType::I32,
+                mutable: false,
+            },
         }
     }
 
@@ -386,7 +444,10 @@ impl Global {
 /// `value` in raw form after checking it has type `ty` and this store.
 fn element_to_raw(store: &StoreOpaque, ty: ValType, value: &Val) -> Result<u64> {
     if value.ty() != ty {
-        return Err(Error::Signature(format!("expected a value of type {ty}, got {}", value.ty())));
+        return Err(Error::Signature(format!(
+            "expected a value of type {ty}, got {}",
+            value.ty()
+        )));
     }
     store.val_to_raw(value)
 }
@@ -398,5 +459,7 @@ fn out_of_bounds(offset: usize, len: usize, size: usize) -> Error {
 }
 
 fn stale(what: &str) -> Error {
-    Error::Signature(format!("the {what} handle does not name a {what} of this store"))
+    Error::Signature(format!(
+        "the {what} handle does not name a {what} of this store"
+    ))
 }

@@ -93,11 +93,19 @@ pub(crate) struct HostFuncRecord {
 
 impl Func {
     pub(crate) fn host(store: StoreId, index: u32) -> Func {
-        Func { store, instance: HOST, index }
+        Func {
+            store,
+            instance: HOST,
+            index,
+        }
     }
 
     pub(crate) fn wasm(store: StoreId, instance: u32, index: u32) -> Func {
-        Func { store, instance, index }
+        Func {
+            store,
+            instance,
+            index,
+        }
     }
 
     pub(crate) fn store_id(&self) -> StoreId {
@@ -108,7 +116,10 @@ impl Func {
         if self.instance == HOST {
             FuncKind::Host(self.index)
         } else {
-            FuncKind::Wasm { instance: self.instance, index: self.index }
+            FuncKind::Wasm {
+                instance: self.instance,
+                index: self.index,
+            }
         }
     }
 
@@ -168,7 +179,12 @@ impl Func {
             values[i] = inner.opaque.val_to_raw(val)?;
         }
         call_raw(inner, *self, &mut values)?;
-        Ok(ty.results.iter().zip(&values).map(|(&t, &raw)| inner.opaque.raw_to_val(raw, t)).collect())
+        Ok(ty
+            .results
+            .iter()
+            .zip(&values)
+            .map(|(&t, &raw)| inner.opaque.raw_to_val(raw, t))
+            .collect())
     }
 
     /// This function with static types, if they match its type.
@@ -217,8 +233,22 @@ pub(crate) fn create_host_func<T>(
     host: Arc<HostFn<T>>,
 ) -> Func {
     let type_id = inner.opaque.engine().signature_id(&ty);
+    create_host_func_with_id(inner, ty, type_id, host)
+}
+
+/// Adds a host function whose engine-wide type id (in the store's engine)
+/// is already known.
+pub(crate) fn create_host_func_with_id<T>(
+    inner: &mut StoreInner<T>,
+    ty: FuncType,
+    type_id: u32,
+    host: Arc<HostFn<T>>,
+) -> Func {
     let record = RawBox::new(HostFuncRecord {
-        ctx: VMHostFuncContext { magic: VMHostFuncContext::MAGIC, host_func: 0 },
+        ctx: VMHostFuncContext {
+            magic: VMHostFuncContext::MAGIC,
+            host_func: 0,
+        },
         func_ref: VMFuncRef {
             array_call: std::ptr::null(),
             wasm_call: std::ptr::null(),
@@ -235,11 +265,22 @@ pub(crate) fn create_host_func<T>(
 
 /// Calls `func` on `values` (params in, results out; at least
 /// `max(params, results)` slots, and at least one).
-pub(crate) fn call_raw<T>(inner: &mut StoreInner<T>, func: Func, values: &mut [ValRaw]) -> Result<()> {
+pub(crate) fn call_raw<T>(
+    inner: &mut StoreInner<T>,
+    func: Func,
+    values: &mut [ValRaw],
+) -> Result<()> {
     match func.kind() {
         FuncKind::Host(index) => {
             let host = inner.host_closures[index as usize].clone();
-            host(Caller { store: inner, caller: None }, values).map_err(Error::Trap)
+            host(
+                Caller {
+                    store: inner,
+                    caller: None,
+                },
+                values,
+            )
+            .map_err(Error::Trap)
         }
         FuncKind::Wasm { .. } => {
             let func_ref = inner.opaque.func_ref(func);
@@ -264,10 +305,16 @@ pub(crate) unsafe fn invoke_wasm(
     values: *mut ValRaw,
 ) -> Result<()> {
     // SAFETY: the caller guarantees `func_ref` is valid.
-    let VMFuncRef { array_call, wasm_call, vmctx, .. } = unsafe { *func_ref };
+    let VMFuncRef {
+        array_call,
+        wasm_call,
+        vmctx,
+        ..
+    } = unsafe { *func_ref };
     // SAFETY: `array_call` is an array-call trampoline compiled for the
     // function's type with exactly this signature.
-    let array_call: ArrayCallFn = unsafe { std::mem::transmute::<*const u8, ArrayCallFn>(array_call) };
+    let array_call: ArrayCallFn =
+        unsafe { std::mem::transmute::<*const u8, ArrayCallFn>(array_call) };
     let limits = store.limits();
     let max_stack = store.engine().config().max_wasm_stack;
     trap_handling::catch_traps(limits, max_stack, || {
@@ -301,7 +348,11 @@ pub(crate) unsafe fn host_call_shim<T>(
         let inner = unsafe { &mut *store.as_ptr().cast::<StoreInner<T>>() };
         let host: *const HostFn<T> = match inner.host_closures.get(index as usize) {
             Some(host) => Arc::as_ptr(host),
-            None => return Err(Trap::host(format!("no host function {index} in this store"))),
+            None => {
+                return Err(Trap::host(format!(
+                    "no host function {index} in this store"
+                )))
+            }
         };
         let values: &mut [ValRaw] = if len == 0 {
             &mut []
@@ -312,7 +363,13 @@ pub(crate) unsafe fn host_call_shim<T>(
         // SAFETY: the closure is kept alive by `host_closures`, which only
         // grows while the store lives; it is not part of `*inner`'s memory.
         let host = unsafe { &*host };
-        host(Caller { store: inner, caller }, values)
+        host(
+            Caller {
+                store: inner,
+                caller,
+            },
+            values,
+        )
     }));
     match outcome {
         Ok(Ok(())) => Ok(()),
@@ -335,7 +392,14 @@ pub(crate) fn dynamic_host_fn<T: 'static>(
             .map(|(&t, &r)| store.opaque.raw_to_val(r, t))
             .collect();
         let mut results: Vec<Val> = ty.results.iter().map(|&t| Val::default_for(t)).collect();
-        f(Caller { store: &mut *store, caller }, &params, &mut results)?;
+        f(
+            Caller {
+                store: &mut *store,
+                caller,
+            },
+            &params,
+            &mut results,
+        )?;
         for (i, (val, &expected)) in results.iter().zip(&ty.results).enumerate() {
             if val.ty() != expected {
                 return Err(Trap::host(format!(
@@ -346,7 +410,10 @@ pub(crate) fn dynamic_host_fn<T: 'static>(
             let slot = raw
                 .get_mut(i)
                 .ok_or_else(|| Trap::host("host function result buffer too short"))?;
-            *slot = store.opaque.val_to_raw(val).map_err(|e| Trap::host(e.to_string()))?;
+            *slot = store
+                .opaque
+                .val_to_raw(val)
+                .map_err(|e| Trap::host(e.to_string()))?;
         }
         Ok(())
     })

@@ -134,7 +134,10 @@ impl Instance {
                 })
             }
         };
-        func.typed(store).map_err(|e| Error::Export { name: name.into(), message: e.to_string() })
+        func.typed(store).map_err(|e| Error::Export {
+            name: name.into(),
+            message: e.to_string(),
+        })
     }
 
     /// Every export, in the module's order.
@@ -256,9 +259,15 @@ impl InstanceData {
     fn export(&self, kind: ExportKind) -> Extern {
         match kind {
             ExportKind::Func(i) => Extern::Func(self.func(i)),
-            ExportKind::Memory(i) => Extern::Memory(Memory::from_index(self.store, self.memories[i as usize])),
-            ExportKind::Table(i) => Extern::Table(Table::from_index(self.store, self.tables[i as usize])),
-            ExportKind::Global(i) => Extern::Global(Global::from_index(self.store, self.globals[i as usize])),
+            ExportKind::Memory(i) => {
+                Extern::Memory(Memory::from_index(self.store, self.memories[i as usize]))
+            }
+            ExportKind::Table(i) => {
+                Extern::Table(Table::from_index(self.store, self.tables[i as usize]))
+            }
+            ExportKind::Global(i) => {
+                Extern::Global(Global::from_index(self.store, self.globals[i as usize]))
+            }
         }
     }
 
@@ -270,7 +279,13 @@ impl InstanceData {
     unsafe fn write<V>(&self, offset: u32, value: V) {
         debug_assert!(offset as usize + std::mem::size_of::<V>() <= self.vmctx.size());
         // SAFETY: in bounds and aligned per the caller's promise.
-        unsafe { self.vmctx.as_ptr().add(offset as usize).cast::<V>().write(value) }
+        unsafe {
+            self.vmctx
+                .as_ptr()
+                .add(offset as usize)
+                .cast::<V>()
+                .write(value)
+        }
     }
 
     fn field_ptr<V>(&self, offset: u32) -> NonNull<V> {
@@ -280,7 +295,11 @@ impl InstanceData {
 }
 
 /// Evaluates a constant expression in `instance`.
-pub(crate) fn eval_const(globals: &[StoreGlobal], instance: &InstanceData, expr: &ConstExpr) -> ValRaw {
+pub(crate) fn eval_const(
+    globals: &[StoreGlobal],
+    instance: &InstanceData,
+    expr: &ConstExpr,
+) -> ValRaw {
     match *expr {
         ConstExpr::I32(v) => u64::from(v as u32),
         ConstExpr::I64(v) => v as u64,
@@ -309,7 +328,15 @@ pub(crate) fn table_init(
 ) -> Result<(), TrapKind> {
     let info = instance.module.info();
     let items: &[ConstExpr] = match info.elems.get(elem as usize) {
-        Some(_) if instance.dropped_elems.get(elem as usize).copied().unwrap_or(true) => &[],
+        Some(_)
+            if instance
+                .dropped_elems
+                .get(elem as usize)
+                .copied()
+                .unwrap_or(true) =>
+        {
+            &[]
+        }
         Some(seg) => &seg.items,
         None => &[],
     };
@@ -318,8 +345,12 @@ pub(crate) fn table_init(
         return Err(TrapKind::TableOutOfBounds);
     }
     let items = &items[src as usize..src_end as usize];
-    let StoreOpaque { tables, globals, .. } = store;
-    let table = tables.get_mut(table as usize).ok_or(TrapKind::TableOutOfBounds)?;
+    let StoreOpaque {
+        tables, globals, ..
+    } = store;
+    let table = tables
+        .get_mut(table as usize)
+        .ok_or(TrapKind::TableOutOfBounds)?;
     let slots = table.table.slice_mut(dst, len)?;
     for (slot, item) in slots.iter_mut().zip(items) {
         *slot = eval_const(globals, instance, item);
@@ -339,16 +370,27 @@ pub(crate) fn memory_init(
     len: u32,
 ) -> Result<(), TrapKind> {
     let info = instance.module.info();
-    let bytes: &[u8] = if instance.dropped_data.get(data as usize).copied().unwrap_or(true) {
+    let bytes: &[u8] = if instance
+        .dropped_data
+        .get(data as usize)
+        .copied()
+        .unwrap_or(true)
+    {
         &[]
     } else {
-        info.data.get(data as usize).and_then(|seg| info.data_bytes.get(seg.range.clone())).unwrap_or(&[])
+        info.data
+            .get(data as usize)
+            .and_then(|seg| info.data_bytes.get(seg.range.clone()))
+            .unwrap_or(&[])
     };
     let src_end = u64::from(src) + u64::from(len);
     if src_end > bytes.len() as u64 {
         return Err(TrapKind::MemoryOutOfBounds);
     }
-    let memory = store.memories.get(memory as usize).ok_or(TrapKind::MemoryOutOfBounds)?;
+    let memory = store
+        .memories
+        .get(memory as usize)
+        .ok_or(TrapKind::MemoryOutOfBounds)?;
     let dst_end = u64::from(dst) + u64::from(len);
     if dst_end > memory.memory.byte_size() as u64 {
         return Err(TrapKind::MemoryOutOfBounds);
@@ -427,7 +469,10 @@ pub(crate) fn instantiate<T>(
         tables.push(store.push_table(table, Some(def)));
     }
     let mut globals = resolved.globals;
-    for (i, ty) in info.globals[info.num_imported_globals as usize..].iter().enumerate() {
+    for (i, ty) in info.globals[info.num_imported_globals as usize..]
+        .iter()
+        .enumerate()
+    {
         let def = instance.field_ptr::<VMGlobalDefinition>(offsets.defined_global(i as u32));
         globals.push(store.push_global(*ty, Some(def), 0));
     }
@@ -458,7 +503,10 @@ pub(crate) fn instantiate<T>(
         let func = store.instance(index).func(start);
         call_raw(inner, func, &mut [0])?;
     }
-    Ok(Instance { store: inner.opaque.id(), index })
+    Ok(Instance {
+        store: inner.opaque.id(),
+        index,
+    })
 }
 
 /// Fills the VMContext header, imports and function references.
@@ -477,7 +525,10 @@ fn write_vmctx(
     // `VMOffsets` for a field of the written type, inside the allocation.
     unsafe {
         instance.write(VMOffsets::RUNTIME_LIMITS, store.limits());
-        instance.write(VMOffsets::EPOCH_COUNTER, store.engine().epoch_counter() as *const _);
+        instance.write(
+            VMOffsets::EPOCH_COUNTER,
+            store.engine().epoch_counter() as *const _,
+        );
         instance.write(VMOffsets::STORE, store_ptr);
         instance.write(VMOffsets::INSTANCE, instance_ptr);
     }
@@ -503,22 +554,49 @@ fn write_vmctx(
         unsafe {
             instance.write(
                 offsets.imported_function(i),
-                VMFunctionImport { wasm_call: func_ref.wasm_call, vmctx: func_ref.vmctx },
+                VMFunctionImport {
+                    wasm_call: func_ref.wasm_call,
+                    vmctx: func_ref.vmctx,
+                },
             );
             instance.write(offsets.func_ref(i), func_ref);
         }
     }
-    for (i, &t) in instance.tables[..info.num_imported_tables as usize].iter().enumerate() {
+    for (i, &t) in instance.tables[..info.num_imported_tables as usize]
+        .iter()
+        .enumerate()
+    {
         // SAFETY: see above.
-        unsafe { instance.write(offsets.imported_table(i as u32), store.tables[t as usize].definition()) };
+        unsafe {
+            instance.write(
+                offsets.imported_table(i as u32),
+                store.tables[t as usize].definition(),
+            )
+        };
     }
-    for (i, &m) in instance.memories[..info.num_imported_memories as usize].iter().enumerate() {
+    for (i, &m) in instance.memories[..info.num_imported_memories as usize]
+        .iter()
+        .enumerate()
+    {
         // SAFETY: see above.
-        unsafe { instance.write(offsets.imported_memory(i as u32), store.memories[m as usize].definition()) };
+        unsafe {
+            instance.write(
+                offsets.imported_memory(i as u32),
+                store.memories[m as usize].definition(),
+            )
+        };
     }
-    for (i, &g) in instance.globals[..info.num_imported_globals as usize].iter().enumerate() {
+    for (i, &g) in instance.globals[..info.num_imported_globals as usize]
+        .iter()
+        .enumerate()
+    {
         // SAFETY: see above.
-        unsafe { instance.write(offsets.imported_global(i as u32), store.globals[g as usize].definition()) };
+        unsafe {
+            instance.write(
+                offsets.imported_global(i as u32),
+                store.globals[g as usize].definition(),
+            )
+        };
     }
     for index in info.num_imported_funcs..info.functions.len() as u32 {
         let ty = info.functions[index as usize];
@@ -569,7 +647,11 @@ fn initialize_segments(store: &mut StoreOpaque, index: u32) -> Result<(), TrapKi
 }
 
 /// Step 1: resolves and type-checks positional imports.
-fn check_imports(store: &StoreOpaque, info: &ModuleInfo, imports: &[Extern]) -> Result<ResolvedImports> {
+fn check_imports(
+    store: &StoreOpaque,
+    info: &ModuleInfo,
+    imports: &[Extern],
+) -> Result<ResolvedImports> {
     if imports.len() != info.imports.len() {
         let (module, name) = match info.imports.get(imports.len()) {
             Some(import) => (import.module.clone(), import.name.clone()),
@@ -598,7 +680,9 @@ fn check_imports(store: &StoreOpaque, info: &ModuleInfo, imports: &[Extern]) -> 
             message,
         };
         if item.store_id() != store.id() {
-            return Err(link_error("the provided item belongs to another store".into()));
+            return Err(link_error(
+                "the provided item belongs to another store".into(),
+            ));
         }
         let ok = match (&import.kind, item) {
             (ImportKind::Func(t), Extern::Func(f)) => {
@@ -610,7 +694,12 @@ fn check_imports(store: &StoreOpaque, info: &ModuleInfo, imports: &[Extern]) -> 
                 let have = store.tables[t.index() as usize].table.current_type();
                 resolved.tables.push(t.index());
                 have.element == want.element
-                    && limits_match(have.minimum.into(), have.maximum.map(Into::into), want.minimum.into(), want.maximum.map(Into::into))
+                    && limits_match(
+                        have.minimum.into(),
+                        have.maximum.map(Into::into),
+                        want.minimum.into(),
+                        want.maximum.map(Into::into),
+                    )
             }
             (ImportKind::Memory(want), Extern::Memory(m)) => {
                 let have = store.memories[m.index() as usize].memory.current_type();
@@ -635,7 +724,12 @@ fn check_imports(store: &StoreOpaque, info: &ModuleInfo, imports: &[Extern]) -> 
 }
 
 /// Import limits subtyping: `have` (current size, declared max) fits `want`.
-fn limits_match(have_min: u64, have_max: Option<u64>, want_min: u64, want_max: Option<u64>) -> bool {
+fn limits_match(
+    have_min: u64,
+    have_max: Option<u64>,
+    want_min: u64,
+    want_max: Option<u64>,
+) -> bool {
     have_min >= want_min
         && match want_max {
             None => true,

@@ -73,6 +73,6 @@ pub use externals::{Extern, ExternType, Global, Memory, Table};
 pub use func::{Caller, Func, IntoFunc, WasmRet};
 pub use instance::Instance;
 pub use linker::{InstancePre, Linker};
+pub use module::Module;
 pub use store::{AsContext, AsContextMut, Store};
 pub use typed_func::{TypedFunc, WasmParams, WasmResults, WasmTy};
-pub use module::Module;

@@ -94,7 +94,8 @@ impl Libcall {
         let (params, results) = self.types();
         let mut sig = Signature::new(call_conv);
         sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
-        sig.returns.extend(results.iter().map(|&t| AbiParam::new(t)));
+        sig.returns
+            .extend(results.iter().map(|&t| AbiParam::new(t)));
         sig
     }
 

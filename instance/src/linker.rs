@@ -12,7 +12,7 @@
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::externals::{Extern, ExternType};
-use crate::func::{create_host_func, Caller, HostFn, IntoFunc};
+use crate::func::{create_host_func_with_id, Caller, HostFn, IntoFunc};
 use crate::instance::{instantiate, Instance};
 use crate::module::Module;
 use crate::module_info::ImportKind;
@@ -25,6 +25,8 @@ use std::sync::Arc;
 /// A host function defined in a linker, shared by every store.
 struct HostFuncDef<T> {
     ty: FuncType,
+    /// `ty`'s id in the linker's engine (interned once, not per store).
+    type_id: u32,
     func: Arc<HostFn<T>>,
 }
 
@@ -54,7 +56,8 @@ impl<T> Definition<T> {
                 if let Some(&index) = store.linker_funcs.get(&key) {
                     return Extern::Func(crate::func::Func::host(store.opaque.id(), index));
                 }
-                let func = create_host_func(store, def.ty.clone(), def.func.clone());
+                let func =
+                    create_host_func_with_id(store, def.ty.clone(), def.type_id, def.func.clone());
                 if let crate::func::FuncKind::Host(index) = func.kind() {
                     store.linker_funcs.insert(key, index);
                 }
@@ -72,7 +75,10 @@ pub struct Linker<T> {
 
 impl<T> Clone for Linker<T> {
     fn clone(&self) -> Self {
-        Linker { engine: self.engine.clone(), map: self.map.clone() }
+        Linker {
+            engine: self.engine.clone(),
+            map: self.map.clone(),
+        }
     }
 }
 
@@ -84,13 +90,18 @@ impl<T> std::fmt::Debug for Linker<T> {
             .flat_map(|(m, items)| items.keys().map(move |n| format!("{m}::{n}")))
             .collect();
         names.sort();
-        f.debug_struct("Linker").field("definitions", &names).finish()
+        f.debug_struct("Linker")
+            .field("definitions", &names)
+            .finish()
     }
 }
 
 impl<T> Linker<T> {
     pub fn new(engine: &Engine) -> Self {
-        Linker { engine: engine.clone(), map: HashMap::new() }
+        Linker {
+            engine: engine.clone(),
+            map: HashMap::new(),
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -98,7 +109,10 @@ impl<T> Linker<T> {
     }
 
     fn insert(&mut self, module: &str, name: &str, def: Definition<T>) {
-        self.map.entry(module.to_string()).or_default().insert(name.to_string(), def);
+        self.map
+            .entry(module.to_string())
+            .or_default()
+            .insert(name.to_string(), def);
     }
 
     fn lookup(&self, module: &str, name: &str) -> Option<&Definition<T>> {
@@ -107,7 +121,12 @@ impl<T> Linker<T> {
 
     /// Defines `module::name` as `item` (which belongs to one store: only
     /// instantiations in that store can use it).
-    pub fn define(&mut self, module: &str, name: &str, item: impl Into<Extern>) -> Result<&mut Self> {
+    pub fn define(
+        &mut self,
+        module: &str,
+        name: &str,
+        item: impl Into<Extern>,
+    ) -> Result<&mut Self> {
         self.insert(module, name, Definition::Extern(item.into()));
         Ok(self)
     }
@@ -122,7 +141,15 @@ impl<T> Linker<T> {
         f: impl IntoFunc<T, Params, Results>,
     ) -> Result<&mut Self> {
         let (ty, func) = f.into_host_func();
-        self.insert(module, name, Definition::HostFunc(Arc::new(HostFuncDef { ty, func })));
+        self.insert(
+            module,
+            name,
+            Definition::HostFunc(Arc::new(HostFuncDef {
+                type_id: self.engine.signature_id(&ty),
+                ty,
+                func,
+            })),
+        );
         Ok(self)
     }
 
@@ -139,7 +166,15 @@ impl<T> Linker<T> {
         T: 'static,
     {
         let func = crate::func::dynamic_host_fn(ty.clone(), f);
-        self.insert(module, name, Definition::HostFunc(Arc::new(HostFuncDef { ty, func })));
+        self.insert(
+            module,
+            name,
+            Definition::HostFunc(Arc::new(HostFuncDef {
+                type_id: self.engine.signature_id(&ty),
+                ty,
+                func,
+            })),
+        );
         Ok(self)
     }
 
@@ -152,7 +187,9 @@ impl<T> Linker<T> {
         instance: Instance,
     ) -> Result<&mut Self> {
         if instance.module(store).is_none() {
-            return Err(Error::Signature("the instance belongs to another store".into()));
+            return Err(Error::Signature(
+                "the instance belongs to another store".into(),
+            ));
         }
         for (name, item) in instance.exports(store) {
             self.insert(module_name, &name, Definition::Extern(item));
@@ -161,7 +198,11 @@ impl<T> Linker<T> {
     }
 
     /// Instantiates `module` in `store` with this linker's definitions.
-    pub fn instantiate(&self, store: &mut impl AsContextMut<Data = T>, module: &Module) -> Result<Instance> {
+    pub fn instantiate(
+        &self,
+        store: &mut impl AsContextMut<Data = T>,
+        module: &Module,
+    ) -> Result<Instance> {
         self.instantiate_pre(module)?.instantiate(store)
     }
 
@@ -198,7 +239,10 @@ impl<T> Linker<T> {
             }
             items.push(def.clone());
         }
-        Ok(InstancePre { module: module.clone(), items: items.into() })
+        Ok(InstancePre {
+            module: module.clone(),
+            items: items.into(),
+        })
     }
 }
 
@@ -211,13 +255,18 @@ pub struct InstancePre<T> {
 
 impl<T> Clone for InstancePre<T> {
     fn clone(&self) -> Self {
-        InstancePre { module: self.module.clone(), items: self.items.clone() }
+        InstancePre {
+            module: self.module.clone(),
+            items: self.items.clone(),
+        }
     }
 }
 
 impl<T> std::fmt::Debug for InstancePre<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstancePre").field("module", &self.module).finish()
+        f.debug_struct("InstancePre")
+            .field("module", &self.module)
+            .finish()
     }
 }
 
@@ -229,6 +278,12 @@ impl<T> InstancePre<T> {
     /// Instantiates the module in `store`.
     pub fn instantiate(&self, store: &mut impl AsContextMut<Data = T>) -> Result<Instance> {
         let inner = store.store_inner_mut();
+        // Before creating host functions with the linker engine's type ids.
+        if !Engine::same(self.module.engine(), inner.opaque.engine()) {
+            return Err(Error::Signature(
+                "the module was compiled by another engine than the store's".into(),
+            ));
+        }
         // No allocation for the common case of a few imports.
         const INLINE: usize = 16;
         if self.items.len() <= INLINE {

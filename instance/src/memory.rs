@@ -62,7 +62,10 @@ impl Mmap {
     /// committing memory (`PROT_NONE`, `MAP_NORESERVE`).
     pub(crate) fn reserve(len: usize) -> Result<Mmap> {
         if len == 0 {
-            return Ok(Mmap { ptr: NonNull::dangling(), len: 0 });
+            return Ok(Mmap {
+                ptr: NonNull::dangling(),
+                len: 0,
+            });
         }
         // SAFETY: a fresh anonymous mapping at an address of the kernel's
         // choosing cannot alias any existing Rust object.
@@ -180,7 +183,12 @@ impl LinearMemory {
         let mut mmap = Mmap::reserve(reservation)?;
         let byte_size = (ty.minimum * WASM_PAGE_SIZE) as usize;
         mmap.make_accessible(0, byte_size)?;
-        Ok(LinearMemory { mmap, byte_size, ty: *ty, max_pages })
+        Ok(LinearMemory {
+            mmap,
+            byte_size,
+            ty: *ty,
+            max_pages,
+        })
     }
 
     /// The base address; never changes.
@@ -206,7 +214,10 @@ impl LinearMemory {
     /// The memory's type as an import sees it: the current size as the
     /// minimum, and the declared maximum.
     pub(crate) fn current_type(&self) -> MemoryType {
-        MemoryType { minimum: self.pages(), maximum: self.ty.maximum }
+        MemoryType {
+            minimum: self.pages(),
+            maximum: self.ty.maximum,
+        }
     }
 
     /// Grows by `delta` pages. Returns the old size in pages, or `None`
@@ -223,14 +234,19 @@ impl LinearMemory {
         if new_bytes > self.mmap.len() {
             return None;
         }
-        self.mmap.make_accessible(self.byte_size, new_bytes - self.byte_size).ok()?;
+        self.mmap
+            .make_accessible(self.byte_size, new_bytes - self.byte_size)
+            .ok()?;
         self.byte_size = new_bytes;
         Some(old)
     }
 
     /// The definition compiled code reads.
     pub(crate) fn vmmemory(&self) -> VMMemoryDefinition {
-        VMMemoryDefinition { base: self.base(), current_length: self.byte_size }
+        VMMemoryDefinition {
+            base: self.base(),
+            current_length: self.byte_size,
+        }
     }
 
     /// The accessible bytes.
@@ -275,14 +291,21 @@ mod tests {
     use super::*;
 
     fn config(strategy: MemoryStrategy, max_pages: u64) -> Config {
-        Config { memory_strategy: strategy, max_memory_pages: max_pages, ..Config::default() }
+        Config {
+            memory_strategy: strategy,
+            max_memory_pages: max_pages,
+            ..Config::default()
+        }
     }
 
     #[test]
     fn grow_respects_module_and_config_maximum() {
         for strategy in [MemoryStrategy::Guarded, MemoryStrategy::Checked] {
             let mut mem = LinearMemory::new(
-                &MemoryType { minimum: 1, maximum: Some(3) },
+                &MemoryType {
+                    minimum: 1,
+                    maximum: Some(3),
+                },
                 &config(strategy, 100),
             )
             .expect("memory");
@@ -292,9 +315,14 @@ mod tests {
             assert_eq!(mem.grow(0), Some(3));
             assert_eq!(mem.pages(), 3);
 
-            let mut mem =
-                LinearMemory::new(&MemoryType { minimum: 0, maximum: None }, &config(strategy, 2))
-                    .expect("memory");
+            let mut mem = LinearMemory::new(
+                &MemoryType {
+                    minimum: 0,
+                    maximum: None,
+                },
+                &config(strategy, 2),
+            )
+            .expect("memory");
             assert_eq!(mem.byte_size(), 0);
             assert_eq!(mem.grow(2), Some(0));
             assert_eq!(mem.grow(1), None);
@@ -307,7 +335,10 @@ mod tests {
     #[test]
     fn minimum_above_limit_is_a_resource_error() {
         let err = LinearMemory::new(
-            &MemoryType { minimum: 10, maximum: None },
+            &MemoryType {
+                minimum: 10,
+                maximum: None,
+            },
             &config(MemoryStrategy::Checked, 5),
         )
         .expect_err("too big");

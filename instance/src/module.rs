@@ -50,7 +50,10 @@ impl Module {
         let info = Arc::new(parse::parse(engine, bytes.as_ref())?);
         let offsets = VMOffsets::new(&info);
         let code = Arc::new(compile::compile(engine, &info, &offsets)?);
-        let lookup = Arc::new(ModuleCode { info: info.clone(), code: code.clone() });
+        let lookup = Arc::new(ModuleCode {
+            info: info.clone(),
+            code: code.clone(),
+        });
         let registration = code_registry::register_code(code.code_range(), lookup);
         Ok(Module {
             inner: Arc::new(ModuleInner {
@@ -94,12 +97,20 @@ impl Module {
 
     /// `(module, name, kind)` of every import, in order.
     pub fn imports(&self) -> impl Iterator<Item = (&str, &str, &ImportKind)> {
-        self.inner.info.imports.iter().map(|i| (i.module.as_str(), i.name.as_str(), &i.kind))
+        self.inner
+            .info
+            .imports
+            .iter()
+            .map(|i| (i.module.as_str(), i.name.as_str(), &i.kind))
     }
 
     /// `(name, kind)` of every export, in order.
     pub fn exports(&self) -> impl Iterator<Item = (&str, ExportKind)> {
-        self.inner.info.exports.iter().map(|(n, k)| (n.as_str(), *k))
+        self.inner
+            .info
+            .exports
+            .iter()
+            .map(|(n, k)| (n.as_str(), *k))
     }
 
     /// Whether two handles are the same compiled module.

@@ -103,16 +103,21 @@ static PREVIOUS: PreviousActions = PreviousActions(std::cell::UnsafeCell::new(
 
 /// The process-wide handler.
 extern "C" fn handler(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
-    // SAFETY: the kernel passes a valid `siginfo_t` and `ucontext_t` to an
-    // `SA_SIGINFO` handler.
-    let fault = unsafe { read_fault(signal, &*info, &*context.cast::<libc::ucontext_t>()) };
     // Keep errno intact for the interrupted code if we return to it.
     // SAFETY: `__errno_location` is always valid for the current thread.
     let errno = unsafe { *libc::__errno_location() };
-    // SAFETY: called from a signal handler for a synchronous fault of this
-    // thread, with the registers of the interrupted code. Returns only if
-    // the fault is not a wasm trap.
-    unsafe { trap_handling::handle_fault(&fault) };
+    // SAFETY: the kernel passes a valid `siginfo_t` and `ucontext_t` to an
+    // `SA_SIGINFO` handler.
+    let fault = unsafe { read_fault(signal, &*info, &*context.cast::<libc::ucontext_t>()) };
+    // A signal sent by a process (`kill`, `raise`: `si_code <= 0`) is not
+    // a fault, wherever it lands.
+    // SAFETY: `info` is valid (kernel-provided).
+    if unsafe { (*info).si_code } > 0 {
+        // SAFETY: called from a signal handler for a synchronous fault of
+        // this thread, with the registers of the interrupted code. Returns
+        // only if the fault is not a wasm trap.
+        unsafe { trap_handling::handle_fault(&fault) };
+    }
     // SAFETY: same arguments as our own handler received.
     unsafe { chain(signal, info, context) };
     // SAFETY: as above.

@@ -248,7 +248,10 @@ impl<T> Store<T> {
             opaque: StoreOpaque {
                 id: StoreId::next(),
                 engine: engine.clone(),
-                limits: RawBox::new(VMRuntimeLimits { stack_limit: 0, epoch_deadline: u64::MAX }),
+                limits: RawBox::new(VMRuntimeLimits {
+                    stack_limit: 0,
+                    epoch_deadline: u64::MAX,
+                }),
                 instances: Vec::new(),
                 vmctx_ranges: BTreeMap::new(),
                 memories: Vec::new(),
@@ -264,7 +267,10 @@ impl<T> Store<T> {
             linker_funcs: HashMap::new(),
             data,
         };
-        Store { inner: NonNull::from(Box::leak(Box::new(inner))), _owns: PhantomData }
+        Store {
+            inner: NonNull::from(Box::leak(Box::new(inner))),
+            _owns: PhantomData,
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -419,13 +425,20 @@ impl StoreOpaque {
                     current_length: 0,
                 });
                 // SAFETY: `as_ptr` of a RawBox is never null.
-                (unsafe { NonNull::new_unchecked(owned.as_ptr()) }, Some(owned))
+                (
+                    unsafe { NonNull::new_unchecked(owned.as_ptr()) },
+                    Some(owned),
+                )
             }
         };
         // SAFETY: `def` points at a definition slot that lives as long as
         // the store (a VMContext or the RawBox just made).
         unsafe { def.as_ptr().write(vm) };
-        self.memories.push(StoreMemory { memory, def, _owned_def: owned });
+        self.memories.push(StoreMemory {
+            memory,
+            def,
+            _owned_def: owned,
+        });
         (self.memories.len() - 1) as u32
     }
 
@@ -444,12 +457,19 @@ impl StoreOpaque {
                     current_elements: 0,
                 });
                 // SAFETY: `as_ptr` of a RawBox is never null.
-                (unsafe { NonNull::new_unchecked(owned.as_ptr()) }, Some(owned))
+                (
+                    unsafe { NonNull::new_unchecked(owned.as_ptr()) },
+                    Some(owned),
+                )
             }
         };
         // SAFETY: as in `push_memory`.
         unsafe { def.as_ptr().write(vm) };
-        self.tables.push(StoreTable { table, def, _owned_def: owned });
+        self.tables.push(StoreTable {
+            table,
+            def,
+            _owned_def: owned,
+        });
         (self.tables.len() - 1) as u32
     }
 
@@ -466,10 +486,17 @@ impl StoreOpaque {
             None => {
                 let owned = RawBox::new(VMGlobalDefinition::new(value));
                 // SAFETY: `as_ptr` of a RawBox is never null.
-                (unsafe { NonNull::new_unchecked(owned.as_ptr()) }, Some(owned))
+                (
+                    unsafe { NonNull::new_unchecked(owned.as_ptr()) },
+                    Some(owned),
+                )
             }
         };
-        self.globals.push(StoreGlobal { ty, def, _owned_def: owned });
+        self.globals.push(StoreGlobal {
+            ty,
+            def,
+            _owned_def: owned,
+        });
         (self.globals.len() - 1) as u32
     }
 
@@ -515,7 +542,11 @@ impl StoreOpaque {
         let ctx_ptr = std::ptr::addr_of_mut!(record.ctx).cast();
         record.func_ref.vmctx = ctx_ptr;
         let type_id = record.type_id;
-        match self.modules.iter().find_map(|m| host_trampoline_in(m, type_id)) {
+        match self
+            .modules
+            .iter()
+            .find_map(|m| host_trampoline_in(m, type_id))
+        {
             Some(tramp) => record.func_ref.wasm_call = tramp,
             None => self.unpatched_host_funcs.push(index),
         }
@@ -593,6 +624,10 @@ pub(crate) fn externref_from_raw(raw: ValRaw) -> Option<ExternRef> {
 
 /// The wasm-to-host trampoline of `module` for engine type id `type_id`.
 fn host_trampoline_in(module: &Module, type_id: u32) -> Option<*const u8> {
-    let t = module.info().type_ids.iter().position(|&id| id == type_id)?;
+    let t = module
+        .info()
+        .type_ids
+        .iter()
+        .position(|&id| id == type_id)?;
     Some(module.code().host_trampoline(t as u32))
 }

@@ -26,7 +26,10 @@ pub(crate) struct TableStorage {
 impl TableStorage {
     /// A table of `ty.minimum` elements, each `init`.
     pub(crate) fn new(ty: &TableType, init: ValRaw, config: &Config) -> Result<TableStorage> {
-        let max_elements = ty.maximum.unwrap_or(u32::MAX).min(config.max_table_elements);
+        let max_elements = ty
+            .maximum
+            .unwrap_or(u32::MAX)
+            .min(config.max_table_elements);
         if ty.minimum > max_elements {
             return Err(Error::Resource(format!(
                 "a table of {} elements needs more than the limit of {max_elements} elements \
@@ -35,11 +38,20 @@ impl TableStorage {
             )));
         }
         let mut elements = Vec::new();
-        elements.try_reserve_exact(ty.minimum as usize).map_err(|e| {
-            Error::Resource(format!("cannot allocate a table of {} elements: {e}", ty.minimum))
-        })?;
+        elements
+            .try_reserve_exact(ty.minimum as usize)
+            .map_err(|e| {
+                Error::Resource(format!(
+                    "cannot allocate a table of {} elements: {e}",
+                    ty.minimum
+                ))
+            })?;
         elements.resize(ty.minimum as usize, init);
-        Ok(TableStorage { elements, ty: *ty, max_elements })
+        Ok(TableStorage {
+            elements,
+            ty: *ty,
+            max_elements,
+        })
     }
 
     pub(crate) fn size(&self) -> u32 {
@@ -48,7 +60,10 @@ impl TableStorage {
 
     /// The type as an import sees it: the current size as the minimum.
     pub(crate) fn current_type(&self) -> TableType {
-        TableType { minimum: self.size(), ..self.ty }
+        TableType {
+            minimum: self.size(),
+            ..self.ty
+        }
     }
 
     pub(crate) fn get(&self, index: u32) -> Option<ValRaw> {
@@ -141,8 +156,15 @@ mod tests {
 
     #[test]
     fn grow_fill_copy() {
-        let config = Config { max_table_elements: 6, ..Config::default() };
-        let ty = TableType { element: ValType::ExternRef, minimum: 2, maximum: None };
+        let config = Config {
+            max_table_elements: 6,
+            ..Config::default()
+        };
+        let ty = TableType {
+            element: ValType::ExternRef,
+            minimum: 2,
+            maximum: None,
+        };
         let mut t = TableStorage::new(&ty, 0, &config).expect("table");
         assert_eq!(t.grow(3, 9), Some(2));
         assert_eq!(t.grow(2, 9), None);
@@ -151,7 +173,10 @@ mod tests {
         assert_eq!(t.get(4), Some(9), "no partial write");
         t.fill(0, 5, 1).expect("fill");
         t.copy_within(1, 0, 4).expect("copy");
-        assert_eq!((0..5).map(|i| t.get(i).unwrap_or(99)).collect::<Vec<_>>(), [5, 5, 0, 9, 9]);
+        assert_eq!(
+            (0..5).map(|i| t.get(i).unwrap_or(99)).collect::<Vec<_>>(),
+            [5, 5, 0, 9, 9]
+        );
         assert_eq!(t.copy_within(5, 0, 0), Ok(()));
         assert_eq!(t.copy_within(6, 0, 0), Err(TrapKind::TableOutOfBounds));
         let def = t.vmtable();

@@ -138,11 +138,19 @@ pub struct Trap {
 impl Trap {
     /// A trap with no backtrace.
     pub fn new(kind: TrapKind) -> Self {
-        Trap { kind, backtrace: Vec::new(), message: None }
+        Trap {
+            kind,
+            backtrace: Vec::new(),
+            message: None,
+        }
     }
     /// A host-function error carrying a message.
     pub fn host(message: impl Into<String>) -> Self {
-        Trap { kind: TrapKind::Host, backtrace: Vec::new(), message: Some(message.into()) }
+        Trap {
+            kind: TrapKind::Host,
+            backtrace: Vec::new(),
+            message: Some(message.into()),
+        }
     }
 }
 

@@ -8,15 +8,17 @@
 //! one. Step by step:
 //!
 //! 1. **Entry.** `catch_traps(limits, max_wasm_stack, f)` builds a
-//!    `CatchPoint` in its own frame: the previous catch point of this
-//!    (green) thread, the store's `VMRuntimeLimits`, an empty slot for the
-//!    reason of an unwind, and the address of its frame (the top of the stack
-//!    region wasm will use, which bounds backtrace walks).
+//!    `CatchPoint` in its own frame: the store's `VMRuntimeLimits` and the
+//!    stack limit in force, an empty slot for the reason of an unwind, and
+//!    the address of its frame (the top of the stack region wasm will use,
+//!    which bounds backtrace walks). It keeps the (green) thread's previous
+//!    innermost catch point in a local, to restore on the way out.
 //!    - On the *outermost* entry of the thread it prepares the OS thread
 //!      once (signal handlers for the process, an alternate signal stack and
-//!      a backtrace buffer for the thread; see `signals`) and
+//!      a backtrace buffer for the thread; see `signals.rs`) and
 //!      sets `(*limits).stack_limit` to `sp - max_wasm_stack`, but never lower
-//!      than the bottom of the current stack plus [`HOST_STACK_RESERVE`], so
+//!      than the bottom of the current stack plus [`HOST_STACK_RESERVE`] (a
+//!      quarter of the stack for stacks under 256 KiB), so
 //!      that a host function called from the deepest wasm frame still has
 //!      room to run. The old value is restored on the way out.
 //!    - A *nested* entry (host → wasm → host → wasm) keeps the limit of the
@@ -38,7 +40,7 @@
 //!    dropping what it owns. For a trap, `raise` captures the wasm backtrace
 //!    of the current activation (the system unwinder finds the first wasm
 //!    frame above the host frames, then frame pointers walk the rest; see
-//!    `backtrace`), stores the reason in the innermost
+//!    `backtrace.rs`), stores the reason in the innermost
 //!    catch point, and calls `shoal_unwind`, which `siglongjmp`s to it.
 //!    The host and wasm frames in between are discarded, not unwound.
 //! 5. **A fault in compiled code** (`ud2`/`udf` at a trap site, a load in a
@@ -49,18 +51,21 @@
 //!    fault address of the interrupted code. If this thread has a catch
 //!    point and
 //!    - the PC is a recorded trap site in registered wasm code
-//!      (`code_registry`), the kind comes from the
+//!      (`code_registry.rs`), the kind comes from the
 //!      site's trap code ([`TrapKind::from_code`]);
 //!    - or the fault is a stack access at the bottom of the current stack
-//!      (the address is within a page of the stack pointer, below the host
-//!      reserve): a host function called from wasm, or wasm itself, ran out
-//!      of stack: [`TrapKind::StackOverflow`];
+//!      (a SIGSEGV/SIGBUS whose address is just below or a little above the
+//!      stack pointer, and below the host reserve): a host function called
+//!      from wasm, or wasm itself, ran out of stack:
+//!      [`TrapKind::StackOverflow`];
 //!
 //!    then it walks the frame-pointer chain from the faulting frame into the
 //!    thread's fixed backtrace buffer (raw PCs: nothing is allocated in the
 //!    handler), stores the kind and the frame count in the catch point, and
 //!    `siglongjmp`s to it, straight out of the handler. Otherwise the fault
-//!    is not ours and goes to the previous handler (`signals`).
+//!    is not ours and goes to the previous handler (`signals.rs`): a fault
+//!    in host code, on a thread outside wasm, or in wasm code at no trap
+//!    site (a bug in Shoal's code generation, better loud than hidden).
 //! 6. **After the jump.** The C function returns 0. `catch_traps` pops its
 //!    catch point, restores the stack limit, and turns the stored reason
 //!    into the result: a raised trap is returned as is; a fault's raw PCs are
@@ -92,7 +97,7 @@
 //!   `sigsetjmp(buf, 0)` costs a few nanoseconds: no system call. Hand-written
 //!   assembly would save one call but would have to be right twice, for two
 //!   architectures, forever. (Fortified `__longjmp_chk` is turned off: it
-//!   refuses to jump from the signal stack to a coroutine stack.)
+//!   second-guesses jumps across stacks, which Shoal's are by design.)
 //! - **Jump out of the signal handler rather than rewrite the context's PC.**
 //!   Redirecting the interrupted context to an unwind function needs a usable
 //!   stack under it, and the one case where a host function overflowed into
@@ -110,6 +115,18 @@
 //! A panic must never unwind through wasm frames (they have no unwind
 //! tables): host-call shims catch it and pass it to `raise` as
 //! `UnwindReason::Panic`.
+//!
+//! # Limits
+//!
+//! - Backtraces keep the innermost `backtrace::MAX_FRAMES` (1024) frames.
+//! - A trap's backtrace covers the innermost activation (wasm frames since
+//!   the last host→wasm entry); a trap raised by a host function of an
+//!   outer activation appends that activation's frames to the inner ones.
+//! - A stack overflow inside a host function has no backtrace: host code
+//!   keeps no frame pointers, and the unwinder is not async-signal-safe.
+//! - The handlers must stay installed: a library that later replaces the
+//!   SIGSEGV/SIGILL/SIGFPE/SIGBUS handlers without chaining to ours turns
+//!   every wasm trap into a crash.
 
 use crate::backtrace::{self, MAX_FRAMES};
 use crate::code_registry;
@@ -125,8 +142,14 @@ use std::ptr;
 
 /// Stack kept free for host code below wasm's stack limit: a host function
 /// called from the deepest wasm frame has at least this much before it hits
-/// the guard page (and if it still overflows, that is a trap too).
+/// the guard page (and if it still overflows, that is a trap too). Stacks
+/// smaller than four times this keep a quarter of their size instead.
 pub const HOST_STACK_RESERVE: usize = 64 * 1024;
+
+/// The host reserve of the stack `lo..hi`.
+fn host_reserve(lo: usize, hi: usize) -> usize {
+    HOST_STACK_RESERVE.min(hi.saturating_sub(lo) / 4)
+}
 
 /// Why wasm stopped, as raised from inside.
 pub(crate) enum UnwindReason {
@@ -141,6 +164,15 @@ pub(crate) enum UnwindReason {
 ///
 /// A green-thread runtime keeps one per green thread and swaps it in with
 /// [`swap_thread_state`] whenever it resumes that green thread.
+///
+/// A green thread suspended inside wasm (in a host function or an epoch
+/// yield) has catch points on its stack. To cancel it, resume it and let the
+/// suspended host code raise a trap (e.g. `TrapKind::Cancelled`): that jumps
+/// to its catch point and the green thread returns normally. Never
+/// force-unwind it with a panic (corosensei's `force_unwind`, or dropping the
+/// coroutine): a panic cannot unwind through wasm frames and aborts the
+/// process. If its stack is simply discarded instead (`force_reset`), its
+/// `ThreadState` must be discarded with it, never installed again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadState {
     catch: *const CatchPoint,
@@ -321,8 +353,6 @@ impl LocalState {
 
 /// One `catch_traps` activation; lives in its frame.
 struct CatchPoint {
-    /// The catch point this one is nested in (null for the outermost).
-    prev: *const CatchPoint,
     /// The `sigjmp_buf` in `shoal_call_with_catch`'s frame.
     jmp_buf: Cell<*mut c_void>,
     /// The store's limits this entry runs with (may be null).
@@ -432,7 +462,6 @@ pub(crate) fn catch_traps<F: FnOnce()>(
     };
 
     let catch = CatchPoint {
-        prev,
         jmp_buf: Cell::new(ptr::null_mut()),
         limits,
         stack_limit,
@@ -480,12 +509,12 @@ pub(crate) fn catch_traps<F: FnOnce()>(
     }
 }
 
-/// `sp - max_wasm_stack`, but at least `HOST_STACK_RESERVE` above the bottom
+/// `sp - max_wasm_stack`, but at least the host reserve above the bottom
 /// of the stack when `sp` is inside known bounds.
 fn outermost_stack_limit((lo, hi): (usize, usize), sp: usize, max_wasm_stack: usize) -> usize {
     let wanted = sp.saturating_sub(max_wasm_stack);
     if lo < sp && sp <= hi {
-        wanted.max(lo.saturating_add(HOST_STACK_RESERVE))
+        wanted.max(lo.saturating_add(host_reserve(lo, hi)))
     } else {
         // Unknown stack (a coroutine whose bounds were not given): rely on
         // the handler's stack-overflow detection near the guard page.
@@ -658,7 +687,7 @@ fn is_stack_overflow(fault: &Fault, (lo, hi): (usize, usize)) -> bool {
         return false;
     }
     let known = hi != 0 && sp <= hi && sp >= lo.saturating_sub(1 << 20);
-    !known || addr < lo.saturating_add(HOST_STACK_RESERVE)
+    !known || addr < lo.saturating_add(host_reserve(lo, hi))
 }
 
 // Tests drive the machinery with hand-assembled x86_64 functions registered
@@ -682,7 +711,10 @@ mod tests {
     const DIV: usize = 6;
 
     /// `(machine code, trap sites as (offset, code))` per function index.
-    fn functions() -> Vec<(Vec<u8>, Vec<(usize, TrapCode)>)> {
+    /// Machine code and trap sites `(offset, code)` of one test function.
+    type TestFunction = (Vec<u8>, Vec<(usize, TrapCode)>);
+
+    fn functions() -> Vec<TestFunction> {
         use crate::trap::codes;
         const PROLOGUE: [u8; 4] = [0x55, 0x48, 0x89, 0xe5]; // push rbp; mov rbp, rsp
         let with_prologue = |body: &[u8]| [&PROLOGUE[..], body].concat();
@@ -1312,29 +1344,31 @@ mod tests {
 
     #[test]
     fn stack_overflow_in_green_thread() {
-        // Wasm recursion: the limit is computed from the coroutine's stack.
-        let (mut co, mut state) = green(256 * 1024, |_| {
-            let mut limits = VMRuntimeLimits::default();
-            let limits_ptr: *mut VMRuntimeLimits = &mut limits;
-            catch_traps(limits_ptr, 1 << 30, || unsafe {
-                call(RECURSE, limits_ptr as usize, 0);
-            })
-        });
-        let CoroutineResult::Return(Err(trap)) = resume(&mut co, &mut state) else {
-            panic!()
-        };
-        assert_eq!(trap.kind, TrapKind::StackOverflow);
+        for size in [64 * 1024, 256 * 1024, 1 << 20] {
+            // Wasm recursion: the limit is computed from the coroutine's stack.
+            let (mut co, mut state) = green(size, |_| {
+                let mut limits = VMRuntimeLimits::default();
+                let limits_ptr: *mut VMRuntimeLimits = &mut limits;
+                catch_traps(limits_ptr, 1 << 30, || unsafe {
+                    call(RECURSE, limits_ptr as usize, 0);
+                })
+            });
+            let CoroutineResult::Return(Err(trap)) = resume(&mut co, &mut state) else {
+                panic!()
+            };
+            assert_eq!(trap.kind, TrapKind::StackOverflow, "{size}");
 
-        // A host function overflowing the coroutine's stack into its guard page.
-        let (mut co, mut state) = green(256 * 1024, |_| {
-            catch_traps(ptr::null_mut(), 1 << 30, || unsafe {
-                call(CALL, host(host_overflow), 0);
-            })
-        });
-        let CoroutineResult::Return(Err(trap)) = resume(&mut co, &mut state) else {
-            panic!()
-        };
-        assert_eq!(trap.kind, TrapKind::StackOverflow);
+            // A host function overflowing the coroutine's stack into its guard page.
+            let (mut co, mut state) = green(size, |_| {
+                catch_traps(ptr::null_mut(), 1 << 30, || unsafe {
+                    call(CALL, host(host_overflow), 0);
+                })
+            });
+            let CoroutineResult::Return(Err(trap)) = resume(&mut co, &mut state) else {
+                panic!()
+            };
+            assert_eq!(trap.kind, TrapKind::StackOverflow, "{size}");
+        }
         assert_clean();
     }
 
@@ -1383,6 +1417,15 @@ mod tests {
                         ptr::read_volatile(page as *const usize);
                     });
                 }
+                "sent-signal-is-not-a-trap" => {
+                    let mut action: libc::sigaction = std::mem::zeroed();
+                    action.sa_sigaction = exit_42 as *const () as usize;
+                    action.sa_flags = libc::SA_SIGINFO;
+                    libc::sigaction(libc::SIGILL, &action, ptr::null_mut());
+                    let _ = catch_traps(ptr::null_mut(), STACK, || {
+                        libc::raise(libc::SIGILL);
+                    });
+                }
                 "fault-outside-wasm" => {
                     init_current_thread().unwrap();
                     ptr::read_volatile(page as *const usize);
@@ -1419,6 +1462,12 @@ mod tests {
             return;
         }
         let status = run_child("host-fault-in-wasm-to-previous-handler");
+        assert_eq!(
+            status.code(),
+            Some(42),
+            "previous handler called: {status:?}"
+        );
+        let status = run_child("sent-signal-is-not-a-trap");
         assert_eq!(
             status.code(),
             Some(42),

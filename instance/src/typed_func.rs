@@ -197,14 +197,19 @@ impl<P, R> Copy for TypedFunc<P, R> {}
 
 impl<P, R> std::fmt::Debug for TypedFunc<P, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TypedFunc").field("func", &self.func).finish()
+        f.debug_struct("TypedFunc")
+            .field("func", &self.func)
+            .finish()
     }
 }
 
 impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
     /// Wraps `func` after the caller checked its type.
     pub(crate) fn new_unchecked(func: Func) -> Self {
-        TypedFunc { func, _types: PhantomData }
+        TypedFunc {
+            func,
+            _types: PhantomData,
+        }
     }
 
     /// The untyped function.

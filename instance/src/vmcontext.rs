@@ -124,7 +124,10 @@ pub struct VMGlobalDefinition {
 
 impl VMGlobalDefinition {
     pub fn new(value: ValRaw) -> Self {
-        VMGlobalDefinition { value, _reserved: 0 }
+        VMGlobalDefinition {
+            value,
+            _reserved: 0,
+        }
     }
 }
 
@@ -303,6 +306,9 @@ const _: () = {
     assert!(std::mem::size_of::<VMFuncRef>() == VMFuncRef::SIZE as usize);
     assert!(std::mem::offset_of!(VMFuncRef, type_id) == VMFuncRef::TYPE_ID as usize);
     assert!(std::mem::offset_of!(VMFuncRef, vmctx) == VMFuncRef::VMCTX as usize);
-    assert!(std::mem::offset_of!(VMRuntimeLimits, epoch_deadline) == VMRuntimeLimits::EPOCH_DEADLINE as usize);
+    assert!(
+        std::mem::offset_of!(VMRuntimeLimits, epoch_deadline)
+            == VMRuntimeLimits::EPOCH_DEADLINE as usize
+    );
     assert!(std::mem::size_of::<*const AtomicU64>() == 8);
 };

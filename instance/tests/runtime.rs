@@ -14,7 +14,10 @@ use std::sync::Arc;
 const STRATEGIES: [MemoryStrategy; 2] = [MemoryStrategy::Guarded, MemoryStrategy::Checked];
 
 fn engine(strategy: MemoryStrategy) -> Engine {
-    engine_with(Config { memory_strategy: strategy, ..Config::default() })
+    engine_with(Config {
+        memory_strategy: strategy,
+        ..Config::default()
+    })
 }
 
 fn engine_with(config: Config) -> Engine {
@@ -53,7 +56,9 @@ fn typed_host_functions_and_typed_calls() {
         let calls = Arc::new(AtomicUsize::new(0));
         let mut store = Store::new(&engine, 0u32);
         let mut linker = Linker::new(&engine);
-        linker.func_wrap("env", "add", |a: i32, b: i32| a + b).expect("define");
+        linker
+            .func_wrap("env", "add", |a: i32, b: i32| a.wrapping_add(b))
+            .expect("define");
         linker
             .func_wrap("env", "pair", |x: i64| (x * 2, x as f64 / 2.0))
             .expect("define");
@@ -66,13 +71,17 @@ fn typed_host_functions_and_typed_calls() {
             .expect("define");
         let instance = linker.instantiate(&mut store, &m).expect("instantiate");
 
-        let run = instance.get_typed_func::<(i32,), i32>(&store, "run").expect("typed run");
+        let run = instance
+            .get_typed_func::<(i32,), i32>(&store, "run")
+            .expect("typed run");
         assert_eq!(run.call(&mut store, (41,)).expect("call"), 42);
         assert_eq!(run.call(&mut store, (i32::MAX,)).expect("call"), i32::MIN);
         assert_eq!(*store.data(), 2);
         assert_eq!(calls.load(Ordering::Relaxed), 2);
 
-        let pair = instance.get_typed_func::<i64, (i64, f64)>(&store, "pair").expect("pair");
+        let pair = instance
+            .get_typed_func::<i64, (i64, f64)>(&store, "pair")
+            .expect("pair");
         assert_eq!(pair.call(&mut store, 7).expect("call"), (14, 3.5));
 
         let f = instance.get_func(&store, "nine").expect("nine");
@@ -87,10 +96,15 @@ fn typed_host_functions_and_typed_calls() {
             Val::from(8.5f64),
             Val::I32(9),
         ];
-        assert_eq!(f.call(&mut store, &args).expect("call"), vec![Val::from(17.5f64)]);
+        assert_eq!(
+            f.call(&mut store, &args).expect("call"),
+            vec![Val::from(17.5f64)]
+        );
 
         // Wrong types are refused before the call.
-        let err = instance.get_typed_func::<(i64,), i32>(&store, "run").expect_err("type");
+        let err = instance
+            .get_typed_func::<(i64,), i32>(&store, "run")
+            .expect_err("type");
         assert!(err.to_string().contains("run"), "{err}");
         let err = f.call(&mut store, &[Val::I32(1)]).expect_err("arity");
         assert!(matches!(err, Error::Signature(_)), "{err}");
@@ -125,7 +139,9 @@ fn dynamic_host_function_and_caller_memory() {
                         .and_then(Extern::into_memory)
                         .ok_or_else(|| Trap::host("no memory export"))?;
                     let mut buf = vec![0; len];
-                    memory.read(&caller, ptr, &mut buf).map_err(|e| Trap::host(e.to_string()))?;
+                    memory
+                        .read(&caller, ptr, &mut buf)
+                        .map_err(|e| Trap::host(e.to_string()))?;
                     // Write back through the caller too.
                     memory.data_mut(&mut caller)[ptr] = 100;
                     caller.data_mut().extend_from_slice(&buf);
@@ -135,7 +151,9 @@ fn dynamic_host_function_and_caller_memory() {
             )
             .expect("define");
         let instance = linker.instantiate(&mut store, &m).expect("instantiate");
-        let go = instance.get_typed_func::<(), i32>(&store, "go").expect("go");
+        let go = instance
+            .get_typed_func::<(), i32>(&store, "go")
+            .expect("go");
         assert_eq!(go.call(&mut store, ()).expect("call"), 15);
         assert_eq!(store.data(), &[1, 2, 3, 4, 5]);
         let memory = instance.get_memory(&store, "memory").expect("memory");
@@ -166,7 +184,9 @@ fn host_errors_and_panics_become_traps_and_panics() {
         })
         .expect("define");
     let instance = linker.instantiate(&mut store, &m).expect("instantiate");
-    let go = instance.get_typed_func::<i32, i32>(&store, "go").expect("go");
+    let go = instance
+        .get_typed_func::<i32, i32>(&store, "go")
+        .expect("go");
     assert_eq!(go.call(&mut store, 5).expect("ok"), 6);
 
     let err = go.call(&mut store, 0).expect_err("trap");
@@ -200,17 +220,26 @@ fn reentrant_calls_through_caller() {
     let mut store = Store::new(&engine, ());
     let mut linker = Linker::new(&engine);
     linker
-        .func_wrap("env", "back", |mut caller: Caller<'_, ()>, n: i32| -> Result<i32, Trap> {
-            let fact = caller
-                .get_export("fact")
-                .and_then(Extern::into_func)
-                .ok_or_else(|| Trap::host("no fact"))?;
-            let fact = fact.typed::<i32, i32>(&caller).map_err(|e| Trap::host(e.to_string()))?;
-            fact.call(&mut caller, n).map_err(|e| Trap::host(e.to_string()))
-        })
+        .func_wrap(
+            "env",
+            "back",
+            |mut caller: Caller<'_, ()>, n: i32| -> Result<i32, Trap> {
+                let fact = caller
+                    .get_export("fact")
+                    .and_then(Extern::into_func)
+                    .ok_or_else(|| Trap::host("no fact"))?;
+                let fact = fact
+                    .typed::<i32, i32>(&caller)
+                    .map_err(|e| Trap::host(e.to_string()))?;
+                fact.call(&mut caller, n)
+                    .map_err(|e| Trap::host(e.to_string()))
+            },
+        )
         .expect("define");
     let instance = linker.instantiate(&mut store, &m).expect("instantiate");
-    let fact = instance.get_typed_func::<i32, i32>(&store, "fact").expect("fact");
+    let fact = instance
+        .get_typed_func::<i32, i32>(&store, "fact")
+        .expect("fact");
     assert_eq!(fact.call(&mut store, 10).expect("call"), 3_628_800);
 }
 
@@ -226,20 +255,37 @@ fn memory_grow_limits_under_both_strategies() {
             &engine,
             r#"(module
                 (memory (export "mem") 1 3)
-                (memory $unbounded 0)
                 (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
                 (func (export "size") (result i32) (memory.size))
-                (func (export "grow2") (param i32) (result i32) (memory.grow $unbounded (local.get 0)))
                 (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
                 (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1))))"#,
         );
+        let unbounded = module(
+            &engine,
+            r#"(module (memory 0) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#,
+        );
         let mut store = Store::new(&engine, ());
-        let instance = Linker::new(&engine).instantiate(&mut store, &m).expect("instantiate");
-        let grow = instance.get_typed_func::<i32, i32>(&store, "grow").expect("grow");
-        let grow2 = instance.get_typed_func::<i32, i32>(&store, "grow2").expect("grow2");
-        let size = instance.get_typed_func::<(), i32>(&store, "size").expect("size");
-        let load = instance.get_typed_func::<i32, i32>(&store, "load").expect("load");
-        let store_fn = instance.get_typed_func::<(i32, i32), ()>(&store, "store").expect("store");
+        let instance = Linker::new(&engine)
+            .instantiate(&mut store, &m)
+            .expect("instantiate");
+        let grow = instance
+            .get_typed_func::<i32, i32>(&store, "grow")
+            .expect("grow");
+        let other = Linker::new(&engine)
+            .instantiate(&mut store, &unbounded)
+            .expect("instantiate");
+        let grow2 = other
+            .get_typed_func::<i32, i32>(&store, "grow")
+            .expect("grow2");
+        let size = instance
+            .get_typed_func::<(), i32>(&store, "size")
+            .expect("size");
+        let load = instance
+            .get_typed_func::<i32, i32>(&store, "load")
+            .expect("load");
+        let store_fn = instance
+            .get_typed_func::<(i32, i32), ()>(&store, "store")
+            .expect("store");
 
         assert_eq!(load.call(&mut store, 65532).expect("in bounds"), 0);
         let err = load.call(&mut store, 65533).expect_err("oob");
@@ -249,7 +295,9 @@ fn memory_grow_limits_under_both_strategies() {
 
         assert_eq!(grow.call(&mut store, 1).expect("grow"), 1);
         assert_eq!(size.call(&mut store, ()).expect("size"), 2);
-        store_fn.call(&mut store, (65536 + 100, 7)).expect("store in new page");
+        store_fn
+            .call(&mut store, (65536 + 100, 7))
+            .expect("store in new page");
         assert_eq!(load.call(&mut store, 65536 + 100).expect("load"), 7);
         // Module maximum 3.
         assert_eq!(grow.call(&mut store, 2).expect("grow"), -1);
@@ -293,17 +341,42 @@ fn host_memory_table_global_imports() {
                 (func (export "grow") (result i32) (memory.grow (i32.const 1))))"#,
         );
         let mut store = Store::new(&engine, ());
-        let mem = Memory::new(&mut store, MemoryType { minimum: 1, maximum: Some(2) }).expect("mem");
+        let mem = Memory::new(
+            &mut store,
+            MemoryType {
+                minimum: 1,
+                maximum: Some(2),
+            },
+        )
+        .expect("mem");
         let tab = Table::new(
             &mut store,
-            TableType { element: ValType::FuncRef, minimum: 2, maximum: None },
+            TableType {
+                element: ValType::FuncRef,
+                minimum: 2,
+                maximum: None,
+            },
             Val::FuncRef(None),
         )
         .expect("table");
-        let g = Global::new(&mut store, GlobalType { content: ValType::I64, mutable: true }, Val::I64(10))
-            .expect("global");
-        let k = Global::new(&mut store, GlobalType { content: ValType::I32, mutable: false }, Val::I32(5))
-            .expect("global");
+        let g = Global::new(
+            &mut store,
+            GlobalType {
+                content: ValType::I64,
+                mutable: true,
+            },
+            Val::I64(10),
+        )
+        .expect("global");
+        let k = Global::new(
+            &mut store,
+            GlobalType {
+                content: ValType::I32,
+                mutable: false,
+            },
+            Val::I32(5),
+        )
+        .expect("global");
         let instance = Instance::new(
             &mut store,
             &m,
@@ -311,7 +384,9 @@ fn host_memory_table_global_imports() {
         )
         .expect("instantiate");
         assert_eq!(&mem.data(&store)[8..10], b"hi");
-        let bump = instance.get_typed_func::<(), i64>(&store, "bump").expect("bump");
+        let bump = instance
+            .get_typed_func::<(), i64>(&store, "bump")
+            .expect("bump");
         assert_eq!(bump.call(&mut store, ()).expect("bump"), 15);
         assert_eq!(g.get(&store), Val::I64(15));
         g.set(&mut store, Val::I64(100)).expect("set");
@@ -325,13 +400,16 @@ fn host_memory_table_global_imports() {
             other => panic!("expected a funcref, got {other:?}"),
         };
         assert_eq!(f.call(&mut store, &[]).expect("call"), vec![Val::I32(7)]);
-        let call1 = instance.get_typed_func::<(), i32>(&store, "call1").expect("call1");
+        let call1 = instance
+            .get_typed_func::<(), i32>(&store, "call1")
+            .expect("call1");
         assert_eq!(call1.call(&mut store, ()).expect("call"), 7);
 
         // A host function put into the table from the host is callable
         // from wasm through call_indirect.
         let host = Func::wrap(&mut store, || 99i32);
-        tab.set(&mut store, 1, Val::FuncRef(Some(host))).expect("set");
+        tab.set(&mut store, 1, Val::FuncRef(Some(host)))
+            .expect("set");
         assert_eq!(tab.get(&store, 1), Some(Val::FuncRef(Some(host))));
         assert_eq!(call1.call(&mut store, ()).expect("call"), 99);
         tab.set(&mut store, 1, Val::FuncRef(None)).expect("set");
@@ -342,12 +420,18 @@ fn host_memory_table_global_imports() {
         assert!(tab.set(&mut store, 2, Val::FuncRef(None)).is_err());
         assert!(tab.set(&mut store, 0, Val::ExternRef(None)).is_err());
         assert_eq!(tab.get(&store, 2), None);
-        assert_eq!(tab.grow(&mut store, 3, Val::FuncRef(Some(host))).expect("grow"), 2);
+        assert_eq!(
+            tab.grow(&mut store, 3, Val::FuncRef(Some(host)))
+                .expect("grow"),
+            2
+        );
         assert_eq!(tab.size(&store), 5);
         assert_eq!(tab.get(&store, 4), Some(Val::FuncRef(Some(host))));
 
         // The imported memory grows from wasm up to its own maximum.
-        let grow = instance.get_typed_func::<(), i32>(&store, "grow").expect("grow");
+        let grow = instance
+            .get_typed_func::<(), i32>(&store, "grow")
+            .expect("grow");
         assert_eq!(grow.call(&mut store, ()).expect("grow"), 1);
         assert_eq!(grow.call(&mut store, ()).expect("grow"), -1);
         assert_eq!(mem.size_pages(&store), 2);
@@ -366,21 +450,42 @@ fn link_errors_name_the_import() {
     let mut store = Store::new(&engine, ());
     let mut linker = Linker::new(&engine);
     let err = linker.instantiate(&mut store, &m).expect_err("unknown");
-    assert!(matches!(&err, Error::Link { module, name, .. } if module == "env" && name == "f"), "{err}");
+    assert!(
+        matches!(&err, Error::Link { module, name, .. } if module == "env" && name == "f"),
+        "{err}"
+    );
     assert!(err.to_string().contains("env::f"), "{err}");
 
     linker.func_wrap("env", "f", |_: i64| {}).expect("define");
-    let err = linker.instantiate(&mut store, &m).expect_err("incompatible");
+    let err = linker
+        .instantiate(&mut store, &m)
+        .expect_err("incompatible");
     let text = err.to_string();
-    assert!(text.contains("env::f") && text.contains("incompatible import type"), "{text}");
-    assert!(text.contains("(param i32)") && text.contains("(param i64)"), "{text}");
+    assert!(
+        text.contains("env::f") && text.contains("incompatible import type"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(param i32)") && text.contains("(param i64)"),
+        "{text}"
+    );
 
     linker.func_wrap("env", "f", |_: i32| {}).expect("define");
-    let small = Memory::new(&mut store, MemoryType { minimum: 1, maximum: None }).expect("mem");
+    let small = Memory::new(
+        &mut store,
+        MemoryType {
+            minimum: 1,
+            maximum: None,
+        },
+    )
+    .expect("mem");
     linker.define("env", "mem", small).expect("define");
     let err = linker.instantiate(&mut store, &m).expect_err("too small");
     let text = err.to_string();
-    assert!(text.contains("env::mem") && text.contains("incompatible import type"), "{text}");
+    assert!(
+        text.contains("env::mem") && text.contains("incompatible import type"),
+        "{text}"
+    );
 
     // Limits subtyping uses the current size.
     small.grow(&mut store, 1).expect("grow");
@@ -430,7 +535,10 @@ fn exports_registered_under_a_name_link_instances() {
     let mem = ia.get_memory(&store, "mem").expect("mem");
     assert_eq!(&mem.data(&store)[..4], &6i32.to_le_bytes());
     // Re-exported import is the same function.
-    assert_eq!(ib.get_func(&store, "double_again"), ia.get_func(&store, "double"));
+    assert_eq!(
+        ib.get_func(&store, "double_again"),
+        ia.get_func(&store, "double")
+    );
     assert_eq!(ib.exports(&store).len(), 2);
 }
 
@@ -439,10 +547,21 @@ fn segments_and_start_follow_2_0_semantics() {
     for strategy in STRATEGIES {
         let engine = engine(strategy);
         let mut store = Store::new(&engine, ());
-        let mem = Memory::new(&mut store, MemoryType { minimum: 1, maximum: None }).expect("mem");
+        let mem = Memory::new(
+            &mut store,
+            MemoryType {
+                minimum: 1,
+                maximum: None,
+            },
+        )
+        .expect("mem");
         let tab = Table::new(
             &mut store,
-            TableType { element: ValType::FuncRef, minimum: 3, maximum: None },
+            TableType {
+                element: ValType::FuncRef,
+                minimum: 3,
+                maximum: None,
+            },
             Val::FuncRef(None),
         )
         .expect("table");
@@ -475,17 +594,35 @@ fn segments_and_start_follow_2_0_semantics() {
         );
         let err = linker.instantiate(&mut store, &m).expect_err("oob elem");
         assert_eq!(trap_kind(&err), TrapKind::TableOutOfBounds);
-        assert!(matches!(tab.get(&store, 2), Some(Val::FuncRef(Some(_)))), "first elem written");
-        assert_eq!(&mem.data(&store)[..2], b"ab", "no data after the failed elem");
+        assert!(
+            matches!(tab.get(&store, 2), Some(Val::FuncRef(Some(_)))),
+            "first elem written"
+        );
+        assert_eq!(
+            &mem.data(&store)[..2],
+            b"ab",
+            "no data after the failed elem"
+        );
         // The function in the table outlives the failed instantiation.
-        let Some(Val::FuncRef(Some(f))) = tab.get(&store, 2) else { unreachable!() };
+        let Some(Val::FuncRef(Some(f))) = tab.get(&store, 2) else {
+            unreachable!()
+        };
         assert_eq!(f.call(&mut store, &[]).expect("call"), vec![]);
 
         // Zero-length segments at the end are fine; past the end they trap.
-        let ok = module(&engine, r#"(module (import "m" "mem" (memory 1)) (data (i32.const 65536) ""))"#);
+        let ok = module(
+            &engine,
+            r#"(module (import "m" "mem" (memory 1)) (data (i32.const 65536) ""))"#,
+        );
         linker.instantiate(&mut store, &ok).expect("empty at end");
-        let bad = module(&engine, r#"(module (import "m" "mem" (memory 1)) (data (i32.const 65537) ""))"#);
-        assert_eq!(trap_kind(&linker.instantiate(&mut store, &bad).expect_err("past end")), TrapKind::MemoryOutOfBounds);
+        let bad = module(
+            &engine,
+            r#"(module (import "m" "mem" (memory 1)) (data (i32.const 65537) ""))"#,
+        );
+        assert_eq!(
+            trap_kind(&linker.instantiate(&mut store, &bad).expect_err("past end")),
+            TrapKind::MemoryOutOfBounds
+        );
 
         // A start function that traps: its writes stay, the error is a trap.
         let m = module(
@@ -526,53 +663,101 @@ fn bulk_memory_and_table_libcalls() {
                 (func (export "call") (param i32) (result i32) (call_indirect (result i32) (local.get 0))))"#,
         );
         let mut store = Store::new(&engine, ());
-        let instance = Linker::new(&engine).instantiate(&mut store, &m).expect("instantiate");
+        let instance = Linker::new(&engine)
+            .instantiate(&mut store, &m)
+            .expect("instantiate");
         let f3 = |name: &str, store: &Store<()>| {
-            instance.get_typed_func::<(i32, i32, i32), ()>(store, name).expect(name)
+            instance
+                .get_typed_func::<(i32, i32, i32), ()>(store, name)
+                .expect(name)
         };
-        let (fill, copy, init, tinit, tcopy) =
-            (f3("fill", &store), f3("copy", &store), f3("init", &store), f3("tinit", &store), f3("tcopy", &store));
-        let drop_data = instance.get_typed_func::<(), ()>(&store, "drop").expect("drop");
-        let edrop = instance.get_typed_func::<(), ()>(&store, "edrop").expect("edrop");
-        let tgrow = instance.get_typed_func::<i32, i32>(&store, "tgrow").expect("tgrow");
-        let tfill = instance.get_typed_func::<(i32, i32), ()>(&store, "tfill").expect("tfill");
-        let call = instance.get_typed_func::<i32, i32>(&store, "call").expect("call");
+        let (fill, copy, init, tinit, tcopy) = (
+            f3("fill", &store),
+            f3("copy", &store),
+            f3("init", &store),
+            f3("tinit", &store),
+            f3("tcopy", &store),
+        );
+        let drop_data = instance
+            .get_typed_func::<(), ()>(&store, "drop")
+            .expect("drop");
+        let edrop = instance
+            .get_typed_func::<(), ()>(&store, "edrop")
+            .expect("edrop");
+        let tgrow = instance
+            .get_typed_func::<i32, i32>(&store, "tgrow")
+            .expect("tgrow");
+        let tfill = instance
+            .get_typed_func::<(i32, i32), ()>(&store, "tfill")
+            .expect("tfill");
+        let call = instance
+            .get_typed_func::<i32, i32>(&store, "call")
+            .expect("call");
         let mem = instance.get_memory(&store, "mem").expect("mem");
 
         fill.call(&mut store, (10, 0x41, 5)).expect("fill");
         assert_eq!(&mem.data(&store)[10..15], b"AAAAA");
         // Out of bounds: trap, and nothing written.
-        let err = fill.call(&mut store, (65534, 0x42, 5)).expect_err("oob fill");
+        let err = fill
+            .call(&mut store, (65534, 0x42, 5))
+            .expect_err("oob fill");
         assert_eq!(trap_kind(&err), TrapKind::MemoryOutOfBounds);
         assert_eq!(&mem.data(&store)[65534..], &[0, 0]);
-        fill.call(&mut store, (65536, 0, 0)).expect("empty fill at the end");
+        fill.call(&mut store, (65536, 0, 0))
+            .expect("empty fill at the end");
 
-        copy.call(&mut store, (12, 10, 5)).expect("overlapping copy");
+        copy.call(&mut store, (12, 10, 5))
+            .expect("overlapping copy");
         assert_eq!(&mem.data(&store)[10..17], b"AAAAAAA");
-        assert_eq!(trap_kind(&copy.call(&mut store, (0, 65535, 2)).expect_err("oob")), TrapKind::MemoryOutOfBounds);
+        assert_eq!(
+            trap_kind(&copy.call(&mut store, (0, 65535, 2)).expect_err("oob")),
+            TrapKind::MemoryOutOfBounds
+        );
 
         init.call(&mut store, (100, 2, 5)).expect("init");
         assert_eq!(&mem.data(&store)[100..105], b"23456");
-        assert_eq!(trap_kind(&init.call(&mut store, (0, 8, 3)).expect_err("oob src")), TrapKind::MemoryOutOfBounds);
+        assert_eq!(
+            trap_kind(&init.call(&mut store, (0, 8, 3)).expect_err("oob src")),
+            TrapKind::MemoryOutOfBounds
+        );
         drop_data.call(&mut store, ()).expect("drop");
-        init.call(&mut store, (0, 0, 0)).expect("empty init of a dropped segment");
-        assert_eq!(trap_kind(&init.call(&mut store, (0, 0, 1)).expect_err("dropped")), TrapKind::MemoryOutOfBounds);
+        init.call(&mut store, (0, 0, 0))
+            .expect("empty init of a dropped segment");
+        assert_eq!(
+            trap_kind(&init.call(&mut store, (0, 0, 1)).expect_err("dropped")),
+            TrapKind::MemoryOutOfBounds
+        );
 
         tinit.call(&mut store, (0, 0, 2)).expect("table.init");
         assert_eq!(call.call(&mut store, 0).expect("call"), 1);
         assert_eq!(call.call(&mut store, 1).expect("call"), 2);
-        assert_eq!(trap_kind(&call.call(&mut store, 2).expect_err("null")), TrapKind::IndirectCallToNull);
-        assert_eq!(trap_kind(&call.call(&mut store, 4).expect_err("past end")), TrapKind::TableOutOfBounds);
+        assert_eq!(
+            trap_kind(&call.call(&mut store, 2).expect_err("null")),
+            TrapKind::IndirectCallToNull
+        );
+        assert_eq!(
+            trap_kind(&call.call(&mut store, 4).expect_err("past end")),
+            TrapKind::TableOutOfBounds
+        );
         tcopy.call(&mut store, (2, 0, 2)).expect("table.copy");
         assert_eq!(call.call(&mut store, 3).expect("call"), 2);
-        assert_eq!(trap_kind(&tcopy.call(&mut store, (3, 0, 2)).expect_err("oob")), TrapKind::TableOutOfBounds);
+        assert_eq!(
+            trap_kind(&tcopy.call(&mut store, (3, 0, 2)).expect_err("oob")),
+            TrapKind::TableOutOfBounds
+        );
         edrop.call(&mut store, ()).expect("elem.drop");
-        assert_eq!(trap_kind(&tinit.call(&mut store, (0, 0, 1)).expect_err("dropped")), TrapKind::TableOutOfBounds);
+        assert_eq!(
+            trap_kind(&tinit.call(&mut store, (0, 0, 1)).expect_err("dropped")),
+            TrapKind::TableOutOfBounds
+        );
 
         assert_eq!(tgrow.call(&mut store, 2).expect("grow"), 4);
         tfill.call(&mut store, (4, 2)).expect("fill");
         assert_eq!(call.call(&mut store, 5).expect("call"), 2);
-        assert_eq!(trap_kind(&tfill.call(&mut store, (5, 2)).expect_err("oob")), TrapKind::TableOutOfBounds);
+        assert_eq!(
+            trap_kind(&tfill.call(&mut store, (5, 2)).expect_err("oob")),
+            TrapKind::TableOutOfBounds
+        );
         let tab = instance.get_table(&store, "tab").expect("tab");
         assert_eq!(tab.size(&store), 6);
     }
@@ -591,28 +776,57 @@ fn references_round_trip_through_wasm() {
             (func (export "is_null") (param externref) (result i32) (ref.is_null (local.get 0))))"#,
     );
     let mut store = Store::new(&engine, ());
-    let instance = Linker::new(&engine).instantiate(&mut store, &m).expect("instantiate");
+    let instance = Linker::new(&engine)
+        .instantiate(&mut store, &m)
+        .expect("instantiate");
     let id_extern = instance
         .get_typed_func::<Option<ExternRef>, Option<ExternRef>>(&store, "id_extern")
         .expect("id_extern");
-    assert_eq!(id_extern.call(&mut store, Some(ExternRef(0))).expect("call"), Some(ExternRef(0)));
+    assert_eq!(
+        id_extern
+            .call(&mut store, Some(ExternRef(0)))
+            .expect("call"),
+        Some(ExternRef(0))
+    );
     assert_eq!(id_extern.call(&mut store, None).expect("call"), None);
     let is_null = instance.get_func(&store, "is_null").expect("is_null");
-    assert_eq!(is_null.call(&mut store, &[Val::ExternRef(Some(ExternRef(7)))]).expect("call"), vec![Val::I32(0)]);
-    assert_eq!(is_null.call(&mut store, &[Val::ExternRef(None)]).expect("call"), vec![Val::I32(1)]);
+    assert_eq!(
+        is_null
+            .call(&mut store, &[Val::ExternRef(Some(ExternRef(7)))])
+            .expect("call"),
+        vec![Val::I32(0)]
+    );
+    assert_eq!(
+        is_null
+            .call(&mut store, &[Val::ExternRef(None)])
+            .expect("call"),
+        vec![Val::I32(1)]
+    );
 
     let f = instance.get_func(&store, "f").expect("f");
     let fg = instance.get_global(&store, "fg").expect("fg");
     assert_eq!(fg.get(&store), Val::FuncRef(Some(f)));
     let id_func = instance.get_func(&store, "id_func").expect("id_func");
-    assert_eq!(id_func.call(&mut store, &[Val::FuncRef(Some(f))]).expect("call"), vec![Val::FuncRef(Some(f))]);
+    assert_eq!(
+        id_func
+            .call(&mut store, &[Val::FuncRef(Some(f))])
+            .expect("call"),
+        vec![Val::FuncRef(Some(f))]
+    );
     let host = Func::wrap(&mut store, |x: i32| x);
-    assert_eq!(id_func.call(&mut store, &[Val::FuncRef(Some(host))]).expect("call"), vec![Val::FuncRef(Some(host))]);
+    assert_eq!(
+        id_func
+            .call(&mut store, &[Val::FuncRef(Some(host))])
+            .expect("call"),
+        vec![Val::FuncRef(Some(host))]
+    );
 
     // A funcref of another store is refused.
     let mut other = Store::new(&engine, ());
     let foreign = Func::wrap(&mut other, || {});
-    assert!(id_func.call(&mut store, &[Val::FuncRef(Some(foreign))]).is_err());
+    assert!(id_func
+        .call(&mut store, &[Val::FuncRef(Some(foreign))])
+        .is_err());
     assert!(f.call(&mut other, &[]).is_err());
 }
 
@@ -640,7 +854,9 @@ fn instance_pre_instantiates_many_times() {
     let mut store = Store::new(&engine, 0);
     for _ in 0..50 {
         let instance = pre.instantiate(&mut store).expect("instantiate");
-        let run = instance.get_typed_func::<(), i32>(&store, "run").expect("run");
+        let run = instance
+            .get_typed_func::<(), i32>(&store, "run")
+            .expect("run");
         assert_eq!(run.call(&mut store, ()).expect("call"), 1);
     }
     assert_eq!(*store.data(), 50);
@@ -657,7 +873,9 @@ fn instance_pre_instantiates_many_times() {
             std::thread::spawn(move || {
                 let mut store = Store::new(&engine, 0u32);
                 let instance = pre.instantiate(&mut store).expect("instantiate");
-                let run = instance.get_typed_func::<(), i32>(&store, "run").expect("run");
+                let run = instance
+                    .get_typed_func::<(), i32>(&store, "run")
+                    .expect("run");
                 run.call(&mut store, ()).expect("call")
             })
         })
@@ -675,7 +893,9 @@ fn store_moves_between_threads() {
         r#"(module (memory (export "m") 1) (func (export "w") (i32.store (i32.const 0) (i32.const 9))))"#,
     );
     let mut store = Store::new(&engine, String::from("state"));
-    let instance = Linker::new(&engine).instantiate(&mut store, &m).expect("instantiate");
+    let instance = Linker::new(&engine)
+        .instantiate(&mut store, &m)
+        .expect("instantiate");
     let store = std::thread::spawn(move || {
         let mut store = store;
         let w = instance.get_typed_func::<(), ()>(&store, "w").expect("w");
@@ -691,13 +911,21 @@ fn store_moves_between_threads() {
 
 #[test]
 fn resource_errors_are_reported() {
-    let engine = engine_with(Config { max_memory_pages: 10, max_table_elements: 5, ..Config::default() });
-    let mut store = Store::new(&engine, ());
-    let m = module(&engine, "(module (memory 11))");
-    let err = Linker::new(&engine).instantiate(&mut store, &m).expect_err("too big");
+    let small = engine_with(Config {
+        max_memory_pages: 10,
+        max_table_elements: 5,
+        ..Config::default()
+    });
+    let mut store = Store::new(&small, ());
+    let m = module(&small, "(module (memory 11))");
+    let err = Linker::new(&small)
+        .instantiate(&mut store, &m)
+        .expect_err("too big");
     assert!(matches!(err, Error::Resource(_)), "{err}");
-    let m = module(&engine, "(module (table 6 funcref))");
-    let err = Linker::new(&engine).instantiate(&mut store, &m).expect_err("too big");
+    let m = module(&small, "(module (table 6 funcref))");
+    let err = Linker::new(&small)
+        .instantiate(&mut store, &m)
+        .expect_err("too big");
     assert!(matches!(err, Error::Resource(_)), "{err}");
     // Zero-page memories are fine in both strategies.
     for strategy in STRATEGIES {
@@ -707,8 +935,79 @@ fn resource_errors_are_reported() {
             &engine,
             r#"(module (memory 0 0) (func (export "l") (result i32) (i32.load (i32.const 0))))"#,
         );
-        let i = Linker::new(&engine).instantiate(&mut store, &m).expect("zero pages");
+        let i = Linker::new(&engine)
+            .instantiate(&mut store, &m)
+            .expect("zero pages");
         let l = i.get_typed_func::<(), i32>(&store, "l").expect("l");
-        assert_eq!(trap_kind(&l.call(&mut store, ()).expect_err("oob")), TrapKind::MemoryOutOfBounds);
+        assert_eq!(
+            trap_kind(&l.call(&mut store, ()).expect_err("oob")),
+            TrapKind::MemoryOutOfBounds
+        );
     }
+}
+
+#[test]
+fn epoch_deadline_libcall_moves_the_deadline() {
+    let engine = engine_with(Config {
+        epoch_interruption: true,
+        ..Config::default()
+    });
+    let m = module(
+        &engine,
+        r#"(module
+            (func (export "spin") (param i32) (result i32)
+                (local i32)
+                (loop $l
+                    (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+                    (br_if $l (i32.lt_u (local.get 1) (local.get 0))))
+                (local.get 1)))"#,
+    );
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine)
+        .instantiate(&mut store, &m)
+        .expect("instantiate");
+    let spin = instance
+        .get_typed_func::<i32, i32>(&store, "spin")
+        .expect("spin");
+    for _ in 0..3 {
+        engine.increment_epoch();
+    }
+    // The deadline is the current epoch: the first check calls the runtime,
+    // which moves it one epoch ahead, and the loop goes on.
+    store.set_epoch_deadline(0);
+    assert_eq!(store.epoch_deadline(), 3);
+    assert_eq!(spin.call(&mut store, 1000).expect("spin"), 1000);
+    assert_eq!(store.epoch_deadline(), 4);
+    store.set_epoch_deadline(u64::MAX);
+    assert_eq!(store.epoch_deadline(), u64::MAX);
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<X: Send + Sync>() {}
+    fn send<X: Send>() {}
+    send_sync::<Func>();
+    send_sync::<Memory>();
+    send_sync::<Table>();
+    send_sync::<Global>();
+    send_sync::<Instance>();
+    send_sync::<Extern>();
+    send_sync::<shoal_instance::TypedFunc<(i32, i64), f64>>();
+    send_sync::<Linker<std::rc::Rc<()>>>();
+    send_sync::<shoal_instance::InstancePre<std::cell::Cell<u8>>>();
+    send::<Store<u32>>();
+}
+
+#[test]
+fn caller_without_a_calling_instance() {
+    let engine = engine(MemoryStrategy::Guarded);
+    let mut store = Store::new(&engine, ());
+    let f = Func::wrap(&mut store, |caller: Caller<'_, ()>| -> i32 {
+        i32::from(caller.get_export("memory").is_none())
+    });
+    assert_eq!(f.call(&mut store, &[]).expect("call"), vec![Val::I32(1)]);
+    assert_eq!(f.ty(&store), FuncType::new([], [ValType::I32]));
+    let typed = f.typed::<(), i32>(&store).expect("typed");
+    assert_eq!(typed.call(&mut store, ()).expect("call"), 1);
+    assert!(f.typed::<i32, i32>(&store).is_err());
 }

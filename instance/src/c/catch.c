@@ -11,8 +11,8 @@
  * is installed with SA_NODEFER and an empty sa_mask: running it changes no
  * mask, so nothing must be restored when we jump out of it.
  */
-/* Never the fortified `__longjmp_chk`: it aborts when jumping from the
- * signal stack to a green-thread stack (see build.rs). */
+/* Never the fortified `__longjmp_chk`: it second-guesses jumps across
+ * stacks, which is what a trap on a green-thread stack does (see build.rs). */
 #undef _FORTIFY_SOURCE
 #include <setjmp.h>
 

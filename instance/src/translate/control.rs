@@ -33,7 +33,10 @@ use wasmparser::BlockType;
 pub(crate) enum ElseData {
     /// No `else` block yet: the false edge of `branch_inst` targets
     /// `placeholder` (the destination) until an `else` appears.
-    NoElse { branch_inst: Inst, placeholder: Block },
+    NoElse {
+        branch_inst: Inst,
+        placeholder: Block,
+    },
     /// The `else` block was created up front (params differ from results).
     WithElse { else_block: Block },
 }
@@ -73,17 +76,29 @@ pub(crate) enum ControlFrame {
 impl ControlFrame {
     pub(crate) fn num_return_values(&self) -> usize {
         match *self {
-            Self::If { num_return_values, .. }
-            | Self::Block { num_return_values, .. }
-            | Self::Loop { num_return_values, .. } => num_return_values,
+            Self::If {
+                num_return_values, ..
+            }
+            | Self::Block {
+                num_return_values, ..
+            }
+            | Self::Loop {
+                num_return_values, ..
+            } => num_return_values,
         }
     }
 
     pub(crate) fn num_param_values(&self) -> usize {
         match *self {
-            Self::If { num_param_values, .. }
-            | Self::Block { num_param_values, .. }
-            | Self::Loop { num_param_values, .. } => num_param_values,
+            Self::If {
+                num_param_values, ..
+            }
+            | Self::Block {
+                num_param_values, ..
+            }
+            | Self::Loop {
+                num_param_values, ..
+            } => num_param_values,
         }
     }
 
@@ -115,9 +130,18 @@ impl ControlFrame {
 
     fn original_stack_size(&self) -> usize {
         match *self {
-            Self::If { original_stack_size, .. }
-            | Self::Block { original_stack_size, .. }
-            | Self::Loop { original_stack_size, .. } => original_stack_size,
+            Self::If {
+                original_stack_size,
+                ..
+            }
+            | Self::Block {
+                original_stack_size,
+                ..
+            }
+            | Self::Loop {
+                original_stack_size,
+                ..
+            } => original_stack_size,
         }
     }
 
@@ -127,18 +151,28 @@ impl ControlFrame {
 
     pub(crate) fn exit_is_branched_to(&self) -> bool {
         match *self {
-            Self::If { exit_is_branched_to, .. } | Self::Block { exit_is_branched_to, .. } => {
-                exit_is_branched_to
+            Self::If {
+                exit_is_branched_to,
+                ..
             }
+            | Self::Block {
+                exit_is_branched_to,
+                ..
+            } => exit_is_branched_to,
             Self::Loop { .. } => false,
         }
     }
 
     pub(crate) fn set_branched_to_exit(&mut self) {
         match self {
-            Self::If { exit_is_branched_to, .. } | Self::Block { exit_is_branched_to, .. } => {
-                *exit_is_branched_to = true
+            Self::If {
+                exit_is_branched_to,
+                ..
             }
+            | Self::Block {
+                exit_is_branched_to,
+                ..
+            } => *exit_is_branched_to = true,
             Self::Loop { .. } => {}
         }
     }
@@ -155,10 +189,15 @@ impl ControlFrame {
         // An `if` pushed its params twice; `original_stack_size` counts the
         // first copy, which must go too.
         let num_duplicated_params = match *self {
-            Self::If { num_param_values, .. } => num_param_values,
+            Self::If {
+                num_param_values, ..
+            } => num_param_values,
             _ => 0,
         };
-        stack.truncate(self.original_stack_size().saturating_sub(num_duplicated_params));
+        stack.truncate(
+            self.original_stack_size()
+                .saturating_sub(num_duplicated_params),
+        );
     }
 }
 

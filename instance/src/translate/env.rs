@@ -34,7 +34,7 @@ use crate::config::{Config, MemoryStrategy, WASM_PAGE_SIZE};
 use crate::libcall::Libcall;
 use crate::module_info::ModuleInfo;
 use crate::trap::codes;
-use crate::types::{GlobalType, ValType};
+use crate::types::GlobalType;
 use crate::vmcontext::{
     VMFuncRef, VMFunctionImport, VMMemoryDefinition, VMOffsets, VMRuntimeLimits, VMTableDefinition,
 };
@@ -149,7 +149,10 @@ impl<'a> FuncEnvironment<'a> {
 
         let regions = &mut builder.func.dfg.alias_regions;
         let mut region = |user_id: u32, description: &'static str| {
-            regions.insert(AliasRegionData { user_id, description: description.into() })
+            regions.insert(AliasRegionData {
+                user_id,
+                description: description.into(),
+            })
         };
         self.regions = Some(Regions {
             heap: region(1, "heap"),
@@ -207,7 +210,13 @@ impl<'a> FuncEnvironment<'a> {
                 }
                 _ => None,
             };
-            self.memories.push(MemoryData { def_base, def_offset, base, fixed_len, min_bytes });
+            self.memories.push(MemoryData {
+                def_base,
+                def_offset,
+                base,
+                fixed_len,
+                min_bytes,
+            });
         }
     }
 
@@ -231,14 +240,18 @@ impl<'a> FuncEnvironment<'a> {
         };
         // Neither load is readonly: the epoch advances concurrently and the
         // deadline changes when the runtime yields (inside the call below).
-        let epoch = builder.ins().load(I64, MemFlagsData::trusted(), epoch_ptr, 0);
+        let epoch = builder
+            .ins()
+            .load(I64, MemFlagsData::trusted(), epoch_ptr, 0);
         let deadline = builder.ins().load(
             I64,
             MemFlagsData::trusted(),
             limits,
             VMRuntimeLimits::EPOCH_DEADLINE as i32,
         );
-        let past = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
+        let past = builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
         let cold = builder.create_block();
         let cont = builder.create_block();
         builder.ins().brif(past, cold, &[], cont, &[]);
@@ -318,10 +331,18 @@ impl<'a> FuncEnvironment<'a> {
 
     fn global_flags(&self, ty: GlobalType) -> TResult<MemFlagsData> {
         let flags = MemFlagsData::trusted().with_alias_region(Some(self.regions()?.globals));
-        Ok(if ty.mutable { flags } else { flags.with_readonly().with_can_move() })
+        Ok(if ty.mutable {
+            flags
+        } else {
+            flags.with_readonly().with_can_move()
+        })
     }
 
-    pub(crate) fn global_get(&mut self, builder: &mut FunctionBuilder, index: u32) -> TResult<Value> {
+    pub(crate) fn global_get(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        index: u32,
+    ) -> TResult<Value> {
         let (base, offset, ty) = self.global_location(builder, index)?;
         let flags = self.global_flags(ty)?;
         Ok(builder.ins().load(ir_type(ty.content), flags, base, offset))
@@ -343,7 +364,10 @@ impl<'a> FuncEnvironment<'a> {
     // Memories
 
     fn memory(&self, index: u32) -> TResult<MemoryData> {
-        self.memories.get(index as usize).copied().ok_or_else(|| format!("memory index {index} out of range"))
+        self.memories
+            .get(index as usize)
+            .copied()
+            .ok_or_else(|| format!("memory index {index} out of range"))
     }
 
     /// Flags of a linear-memory load or store.
@@ -393,7 +417,9 @@ impl<'a> FuncEnvironment<'a> {
             if !statically_in_bounds {
                 let len = self.memory_length(builder, mem)?;
                 let access_end = builder.ins().iadd_imm_u(index64, end as i64);
-                let oob = builder.ins().icmp(IntCC::UnsignedGreaterThan, access_end, len);
+                let oob = builder
+                    .ins()
+                    .icmp(IntCC::UnsignedGreaterThan, access_end, len);
                 builder.ins().trapnz(oob, TrapCode::HEAP_OUT_OF_BOUNDS);
             }
         }
@@ -405,7 +431,11 @@ impl<'a> FuncEnvironment<'a> {
     }
 
     /// `memory.size`, in pages (i32).
-    pub(crate) fn memory_size(&mut self, builder: &mut FunctionBuilder, mem: u32) -> TResult<Value> {
+    pub(crate) fn memory_size(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        mem: u32,
+    ) -> TResult<Value> {
         let len = self.memory_length(builder, mem)?;
         let pages = builder.ins().ushr_imm_u(len, 16);
         Ok(builder.ins().ireduce(I32, pages))
@@ -415,13 +445,20 @@ impl<'a> FuncEnvironment<'a> {
     // Tables
 
     /// Address of table `index`'s `VMTableDefinition`, as base + offset.
-    fn table_definition(&mut self, builder: &mut FunctionBuilder, index: u32) -> TResult<(Value, i32)> {
+    fn table_definition(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        index: u32,
+    ) -> TResult<(Value, i32)> {
         if index as usize >= self.info.tables.len() {
             return Err(format!("table index {index} out of range"));
         }
         let vmctx = self.vmctx()?;
         if self.info.is_imported_table(index) {
-            Ok((load_readonly(builder, vmctx, self.offsets.imported_table(index)), 0))
+            Ok((
+                load_readonly(builder, vmctx, self.offsets.imported_table(index)),
+                0,
+            ))
         } else {
             let defined = index - self.info.num_imported_tables;
             Ok((vmctx, self.offsets.defined_table(defined) as i32))
@@ -429,13 +466,22 @@ impl<'a> FuncEnvironment<'a> {
     }
 
     /// `table.size` (i32).
-    pub(crate) fn table_size(&mut self, builder: &mut FunctionBuilder, index: u32) -> TResult<Value> {
+    pub(crate) fn table_size(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        index: u32,
+    ) -> TResult<Value> {
         if let Some(size) = self.fixed_table_size(index) {
             return Ok(builder.ins().iconst(I32, i64::from(size)));
         }
         let (def, off) = self.table_definition(builder, index)?;
         let flags = MemFlagsData::trusted().with_alias_region(Some(self.regions()?.vmctx));
-        Ok(builder.ins().load(I32, flags, def, off + VMTableDefinition::CURRENT_ELEMENTS as i32))
+        Ok(builder.ins().load(
+            I32,
+            flags,
+            def,
+            off + VMTableDefinition::CURRENT_ELEMENTS as i32,
+        ))
     }
 
     /// The size of a defined table that can never grow or shrink.
@@ -456,11 +502,15 @@ impl<'a> FuncEnvironment<'a> {
         elem: Value,
     ) -> TResult<Value> {
         let size = self.table_size(builder, index)?;
-        let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, elem, size);
+        let oob = builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, elem, size);
         builder.ins().trapnz(oob, codes::TABLE_OUT_OF_BOUNDS);
         let (def, off) = self.table_definition(builder, index)?;
         let flags = MemFlagsData::trusted().with_alias_region(Some(self.regions()?.vmctx));
-        let base = builder.ins().load(I64, flags, def, off + VMTableDefinition::BASE as i32);
+        let base = builder
+            .ins()
+            .load(I64, flags, def, off + VMTableDefinition::BASE as i32);
         let elem64 = builder.ins().uextend(I64, elem);
         let byte_offset = builder.ins().ishl_imm_u(elem64, 3);
         Ok(builder.ins().iadd(base, byte_offset))
@@ -475,7 +525,11 @@ impl<'a> FuncEnvironment<'a> {
     // Functions
 
     /// The signature of wasm type `type_index`, imported into this function.
-    pub(crate) fn signature(&mut self, builder: &mut FunctionBuilder, type_index: u32) -> TResult<SigRef> {
+    pub(crate) fn signature(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        type_index: u32,
+    ) -> TResult<SigRef> {
         if let Some(&sig) = self.sig_refs.get(&type_index) {
             return Ok(sig);
         }
@@ -490,12 +544,18 @@ impl<'a> FuncEnvironment<'a> {
     }
 
     /// `ref.func`: the address of the function's `VMFuncRef` in the VMContext.
-    pub(crate) fn func_ref_address(&mut self, builder: &mut FunctionBuilder, func_index: u32) -> TResult<Value> {
+    pub(crate) fn func_ref_address(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        func_index: u32,
+    ) -> TResult<Value> {
         if func_index as usize >= self.info.functions.len() {
             return Err(format!("function index {func_index} out of range"));
         }
         let vmctx = self.vmctx()?;
-        Ok(builder.ins().iadd_imm_u(vmctx, i64::from(self.offsets.func_ref(func_index))))
+        Ok(builder
+            .ins()
+            .iadd_imm_u(vmctx, i64::from(self.offsets.func_ref(func_index))))
     }
 
     /// `call`: a direct call for defined functions, through the
@@ -573,11 +633,20 @@ impl<'a> FuncEnvironment<'a> {
         // A VMFuncRef never changes once the instance is set up; its loads
         // cannot move above the null check, though.
         let funcref_flags = MemFlagsData::trusted().with_readonly();
-        let type_id = builder.ins().load(I32, funcref_flags, func_ref, VMFuncRef::TYPE_ID as i32);
-        let mismatch = builder.ins().icmp_imm_u(IntCC::NotEqual, type_id, i64::from(expected));
+        let type_id = builder
+            .ins()
+            .load(I32, funcref_flags, func_ref, VMFuncRef::TYPE_ID as i32);
+        let mismatch = builder
+            .ins()
+            .icmp_imm_u(IntCC::NotEqual, type_id, i64::from(expected));
         builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
-        let code = builder.ins().load(I64, funcref_flags, func_ref, VMFuncRef::WASM_CALL as i32);
-        let callee_vmctx = builder.ins().load(I64, funcref_flags, func_ref, VMFuncRef::VMCTX as i32);
+        let code = builder
+            .ins()
+            .load(I64, funcref_flags, func_ref, VMFuncRef::WASM_CALL as i32);
+        let callee_vmctx =
+            builder
+                .ins()
+                .load(I64, funcref_flags, func_ref, VMFuncRef::VMCTX as i32);
         let vmctx = self.vmctx()?;
         let mut call_args = Vec::with_capacity(args.len() + 2);
         call_args.push(callee_vmctx);
@@ -607,12 +676,6 @@ impl<'a> FuncEnvironment<'a> {
             }
         })
     }
-
-    /// The Cranelift type of global `index`'s content.
-    #[allow(dead_code)]
-    pub(crate) fn global_type(&self, index: u32) -> Option<ValType> {
-        self.info.globals.get(index as usize).map(|g| g.content)
-    }
 }
 
 /// Flags of a load from a VMContext field that never changes.
@@ -622,13 +685,19 @@ fn readonly_flags() -> MemFlagsData {
 
 /// Loads an immutable pointer-sized VMContext field.
 fn load_readonly(builder: &mut FunctionBuilder, vmctx: Value, offset: u32) -> Value {
-    builder.ins().load(I64, readonly_flags(), vmctx, offset as i32)
+    builder
+        .ins()
+        .load(I64, readonly_flags(), vmctx, offset as i32)
 }
 
 /// The constant behind `v`, if `v` is an `iconst`.
 pub(crate) fn iconst_value(builder: &FunctionBuilder, v: Value) -> Option<i64> {
     if let ValueDef::Result(inst, _) = builder.func.dfg.value_def(v) {
-        if let InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } = builder.func.dfg.insts[inst] {
+        if let InstructionData::UnaryImm {
+            opcode: Opcode::Iconst,
+            imm,
+        } = builder.func.dfg.insts[inst]
+        {
             return Some(imm.bits());
         }
     }

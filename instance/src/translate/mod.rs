@@ -5,14 +5,14 @@
 //! - [`func_translator`] sets up the function (signature, entry block,
 //!   locals as SSA [`Variable`](cranelift_frontend::Variable)s, hoisted
 //!   VMContext loads, the entry epoch check) and runs the operator loop,
-//!   switching between [`translate_operator`] for reachable code and a
+//!   switching between [`operators::translate_operator`] for reachable code and a
 //!   skipping mode for code after `br`/`return`/`unreachable`.
-//! - [`operators`] holds [`translate_operator`]: the wasm value stack is a
+//! - [`operators`] holds `translate_operator`: the wasm value stack is a
 //!   `Vec` of Cranelift `Value`s, so every operator becomes a few
 //!   instructions on those values.
 //! - [`control`] holds the control stack: one frame per `block`/`loop`/`if`,
 //!   with the Cranelift blocks that branches to it jump to.
-//! - [`env`] decides how the module's things are reached from compiled code:
+//! - [`env`](mod@env) decides how the module's things are reached from compiled code:
 //!   globals, memories (per [`MemoryStrategy`](crate::MemoryStrategy)),
 //!   tables, calls (direct, imported, indirect), libcalls and epoch checks,
 //!   all through the VMContext offsets that [`VMOffsets`](crate::vmcontext::VMOffsets)
@@ -31,8 +31,6 @@ pub(crate) mod operators;
 pub(crate) mod trampolines;
 
 pub(crate) use func_translator::FuncTranslator;
-#[allow(unused_imports)]
-pub(crate) use operators::translate_operator;
 
 use crate::types::{FuncType, ValType};
 use cranelift_codegen::ir::{self, types, AbiParam, ArgumentPurpose, Signature};
@@ -77,9 +75,12 @@ pub(crate) fn epoch_stub_id(info: &crate::module_info::ModuleInfo) -> u32 {
 /// `(callee_vmctx, caller_vmctx, params...) -> results`.
 pub(crate) fn wasm_signature(call_conv: CallConv, ty: &FuncType) -> Signature {
     let mut sig = Signature::new(call_conv);
-    sig.params.push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
+    sig.params
+        .push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
     sig.params.push(AbiParam::new(types::I64));
-    sig.params.extend(ty.params.iter().map(|&t| AbiParam::new(ir_type(t))));
-    sig.returns.extend(ty.results.iter().map(|&t| AbiParam::new(ir_type(t))));
+    sig.params
+        .extend(ty.params.iter().map(|&t| AbiParam::new(ir_type(t))));
+    sig.returns
+        .extend(ty.results.iter().map(|&t| AbiParam::new(ir_type(t))));
     sig
 }

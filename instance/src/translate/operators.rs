@@ -129,8 +129,13 @@ pub(crate) fn translate_operator(
                 // (with the params, which are the results) until an `else`
                 // shows up.
                 let args = block_args(state.peekn(params.len())?);
-                let branch_inst = builder.ins().brif(cond, then_block, &[], destination, &args);
-                ElseData::NoElse { branch_inst, placeholder: destination }
+                let branch_inst = builder
+                    .ins()
+                    .brif(cond, then_block, &[], destination, &args);
+                ElseData::NoElse {
+                    branch_inst,
+                    placeholder: destination,
+                }
             } else {
                 let else_block = block_with_params(builder, &params);
                 let args = block_args(state.peekn(params.len())?);
@@ -232,7 +237,11 @@ pub(crate) fn translate_operator(
             state.reachable = false;
         }
         Operator::Return => {
-            let n = state.control.first().ok_or("`return` outside the body")?.num_return_values();
+            let n = state
+                .control
+                .first()
+                .ok_or("`return` outside the body")?
+                .num_return_values();
             builder.ins().return_(state.peekn(n)?);
             state.popn(n)?;
             state.reachable = false;
@@ -254,7 +263,10 @@ pub(crate) fn translate_operator(
             state.popn(n)?;
             state.pushn(builder.inst_results(call));
         }
-        Operator::CallIndirect { type_index, table_index } => {
+        Operator::CallIndirect {
+            type_index,
+            table_index,
+        } => {
             let callee = state.pop1()?;
             let n = env
                 .info
@@ -321,7 +333,9 @@ pub(crate) fn translate_operator(
         Operator::I64Load32U { ref memarg } => load!(memarg, Load::U32),
         Operator::I32Store { ref memarg } | Operator::F32Store { ref memarg } => store!(memarg, 4),
         Operator::I64Store { ref memarg } | Operator::F64Store { ref memarg } => store!(memarg, 8),
-        Operator::I32Store8 { ref memarg } | Operator::I64Store8 { ref memarg } => store!(memarg, 1),
+        Operator::I32Store8 { ref memarg } | Operator::I64Store8 { ref memarg } => {
+            store!(memarg, 1)
+        }
         Operator::I32Store16 { ref memarg } | Operator::I64Store16 { ref memarg } => {
             store!(memarg, 2)
         }
@@ -349,14 +363,22 @@ pub(crate) fn translate_operator(
             let vmctx = env.vmctx()?;
             let dst_mem = builder.ins().iconst(I32, i64::from(dst_mem));
             let src_mem = builder.ins().iconst(I32, i64::from(src_mem));
-            env.call_libcall(builder, Libcall::MemoryCopy, &[vmctx, dst_mem, src_mem, dst, src, len]);
+            env.call_libcall(
+                builder,
+                Libcall::MemoryCopy,
+                &[vmctx, dst_mem, src_mem, dst, src, len],
+            );
         }
         Operator::MemoryInit { data_index, mem } => {
             let (dst, src, len) = state.pop3()?;
             let vmctx = env.vmctx()?;
             let mem = builder.ins().iconst(I32, i64::from(mem));
             let data = builder.ins().iconst(I32, i64::from(data_index));
-            env.call_libcall(builder, Libcall::MemoryInit, &[vmctx, mem, data, dst, src, len]);
+            env.call_libcall(
+                builder,
+                Libcall::MemoryInit,
+                &[vmctx, mem, data, dst, src, len],
+            );
         }
         Operator::DataDrop { data_index } => {
             let vmctx = env.vmctx()?;
@@ -395,9 +417,16 @@ pub(crate) fn translate_operator(
             let (dst, value, len) = state.pop3()?;
             let vmctx = env.vmctx()?;
             let table = builder.ins().iconst(I32, i64::from(table));
-            env.call_libcall(builder, Libcall::TableFill, &[vmctx, table, dst, value, len]);
+            env.call_libcall(
+                builder,
+                Libcall::TableFill,
+                &[vmctx, table, dst, value, len],
+            );
         }
-        Operator::TableCopy { dst_table, src_table } => {
+        Operator::TableCopy {
+            dst_table,
+            src_table,
+        } => {
             let (dst, src, len) = state.pop3()?;
             let vmctx = env.vmctx()?;
             let dst_table = builder.ins().iconst(I32, i64::from(dst_table));
@@ -413,7 +442,11 @@ pub(crate) fn translate_operator(
             let vmctx = env.vmctx()?;
             let table = builder.ins().iconst(I32, i64::from(table));
             let elem = builder.ins().iconst(I32, i64::from(elem_index));
-            env.call_libcall(builder, Libcall::TableInit, &[vmctx, table, elem, dst, src, len]);
+            env.call_libcall(
+                builder,
+                Libcall::TableInit,
+                &[vmctx, table, elem, dst, src, len],
+            );
         }
         Operator::ElemDrop { elem_index } => {
             let vmctx = env.vmctx()?;
@@ -599,9 +632,11 @@ pub(crate) fn translate_unreachable_operator(
                     false
                 }
                 // No `else`: the false edge of a reachable head reaches the end.
-                ControlFrame::If { head_is_reachable, consequent_ends_reachable: None, .. } => {
-                    head_is_reachable
-                }
+                ControlFrame::If {
+                    head_is_reachable,
+                    consequent_ends_reachable: None,
+                    ..
+                } => head_is_reachable,
                 // The `else` arm ended unreachable; the `then` arm decides.
                 ControlFrame::If {
                     head_is_reachable,
@@ -634,7 +669,6 @@ fn translate_else(
     let Some(&ControlFrame::If {
         else_data,
         head_is_reachable,
-        num_param_values,
         num_return_values,
         blocktype,
         destination,
@@ -643,14 +677,21 @@ fn translate_else(
     else {
         return Err("`else` without `if`".to_string());
     };
-    if let Some(ControlFrame::If { consequent_ends_reachable, .. }) = state.control.last_mut() {
+    if let Some(ControlFrame::If {
+        consequent_ends_reachable,
+        ..
+    }) = state.control.last_mut()
+    {
         *consequent_ends_reachable = Some(reachable);
     }
     if !head_is_reachable {
         return Ok(());
     }
     let else_block = match else_data {
-        ElseData::NoElse { branch_inst, placeholder } => {
+        ElseData::NoElse {
+            branch_inst,
+            placeholder,
+        } => {
             let (params, _) = env.block_type(blocktype)?;
             let else_block = block_with_params(builder, &params);
             if reachable {
@@ -674,7 +715,6 @@ fn translate_else(
     if let Some(frame) = state.control.last() {
         frame.truncate_value_stack_to_else_params(&mut state.stack);
     }
-    let _ = num_param_values;
     builder.switch_to_block(else_block);
     state.reachable = true;
     Ok(())
@@ -752,7 +792,11 @@ fn translate_store(
     Ok(())
 }
 
-fn reinterpret(builder: &mut FunctionBuilder, state: &mut TranslationState, to: Type) -> TResult<()> {
+fn reinterpret(
+    builder: &mut FunctionBuilder,
+    state: &mut TranslationState,
+    to: Type,
+) -> TResult<()> {
     let a = state.pop1()?;
     let v = builder.ins().bitcast(to, MemFlagsData::new(), a);
     state.push1(v);
@@ -760,7 +804,10 @@ fn reinterpret(builder: &mut FunctionBuilder, state: &mut TranslationState, to: 
 }
 
 fn local(locals: &[Variable], index: u32) -> TResult<Variable> {
-    locals.get(index as usize).copied().ok_or_else(|| format!("local index {index} out of range"))
+    locals
+        .get(index as usize)
+        .copied()
+        .ok_or_else(|| format!("local index {index} out of range"))
 }
 
 fn first_result(builder: &FunctionBuilder, inst: ir::Inst) -> TResult<Value> {

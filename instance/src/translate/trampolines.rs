@@ -98,7 +98,9 @@ pub(crate) fn array_trampoline(
     let flags = MemFlagsData::trusted();
     let mut args = vec![callee_vmctx, caller_vmctx];
     for (i, &t) in ty.params.iter().enumerate() {
-        let v = builder.ins().load(ir_type(t), flags, values, slot_offset(i)?);
+        let v = builder
+            .ins()
+            .load(ir_type(t), flags, values, slot_offset(i)?);
         args.push(v);
     }
     let sig = builder.import_signature(wasm_signature(isa.default_call_conv(), ty));
@@ -135,11 +137,8 @@ pub(crate) fn host_trampoline(
 
     let len = ty.params.len().max(ty.results.len());
     let size = u32::try_from(len.max(1) * 8).map_err(|_| "too many values".to_string())?;
-    let slot = builder.create_sized_stack_slot(StackSlotData::new(
-        StackSlotKind::ExplicitSlot,
-        size,
-        3,
-    ));
+    let slot =
+        builder.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 3));
     let values = builder.ins().stack_addr(I64, slot, 0);
     let flags = MemFlagsData::trusted();
     for (i, &param) in p[2..].iter().enumerate() {
@@ -148,11 +147,19 @@ pub(crate) fn host_trampoline(
     }
     let len_value = builder.ins().iconst(I32, len as i64);
     let sig = builder.import_signature(Libcall::HostCall.signature(call_conv));
-    let addr = builder.ins().iconst(I64, Libcall::HostCall.address() as i64);
-    builder.ins().call_indirect(sig, addr, &[host_ctx, caller_vmctx, values, len_value]);
+    let addr = builder
+        .ins()
+        .iconst(I64, Libcall::HostCall.address() as i64);
+    builder
+        .ins()
+        .call_indirect(sig, addr, &[host_ctx, caller_vmctx, values, len_value]);
     let mut results = Vec::with_capacity(ty.results.len());
     for (i, &t) in ty.results.iter().enumerate() {
-        results.push(builder.ins().load(ir_type(t), flags, values, slot_offset(i)?));
+        results.push(
+            builder
+                .ins()
+                .load(ir_type(t), flags, values, slot_offset(i)?),
+        );
     }
     builder.ins().return_(&results);
     builder.finalize(isa.frontend_config());
