@@ -135,4 +135,9 @@ impl CodeLookup for ModuleCode {
         };
         Some((frame, trap_code))
     }
+
+    /// Allocation-free: the signal handler calls this.
+    fn trap_code(&self, pc: usize) -> Option<Option<TrapCode>> {
+        self.code.lookup_pc(pc).map(|(_, code)| code)
+    }
 }
