@@ -1,0 +1,454 @@
+//! Waiting for I/O readiness from green threads.
+//!
+//! Each worker owns a `mio::Poll` and a readiness table: one slot per
+//! registration, holding two readiness bits (readable, writable) and the
+//! green threads waiting on each. A readiness event sets the bit and unparks
+//! the waiters; the worker processes events between green-thread switches,
+//! on its own thread, so no lock guards the table.
+//!
+//! Two ways to wait:
+//!
+//! - [`Registered<S>`] keeps a source registered (edge-triggered) with the
+//!   Poll of every worker it has been used on, so that waits cost no system
+//!   call. Its [`read_with`](Registered::read_with) /
+//!   [`write_with`](Registered::write_with) run a non-blocking operation and,
+//!   on `WouldBlock`, clear the readiness bit and park until the worker sees
+//!   the source ready again. Clearing happens on the green thread right after
+//!   the `WouldBlock`, with no event processing in between (same OS thread),
+//!   so an edge is never lost. The `net` wrappers are built on it.
+//! - [`wait_readable`] / [`wait_writable`] take any `mio::event::Source`,
+//!   register it for the duration of one wait and deregister it.
+//!
+//! Outside green threads both fall back to blocking the OS thread (`poll(2)`
+//! on the fd, or a temporary `mio::Poll`).
+//!
+//! Cancellation never unwinds out of these functions: a cancelled green
+//! thread gets an `io::Error` for which [`is_cancelled`] returns true.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+
+use mio::event::{Event, Source};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use parking_lot::Mutex;
+
+use crate::context::{current_task, current_worker};
+use crate::error::Cancelled;
+use crate::sys;
+use crate::task::Task;
+use crate::worker::{Message, WorkerCore, WorkerRemote};
+
+/// Readiness direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    fn bit(self) -> u8 {
+        match self {
+            Direction::Read => 1,
+            Direction::Write => 2,
+        }
+    }
+
+    fn interest(self) -> Interest {
+        match self {
+            Direction::Read => Interest::READABLE,
+            Direction::Write => Interest::WRITABLE,
+        }
+    }
+}
+
+/// The error a cancelled green thread gets from an I/O wait.
+pub fn cancelled_error() -> io::Error {
+    io::Error::other(Cancelled)
+}
+
+/// Whether `err` reports that the waiting green thread was cancelled.
+pub fn is_cancelled(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<Cancelled>())
+}
+
+struct IoSlot {
+    generation: u32,
+    in_use: bool,
+    readiness: u8,
+    readers: Vec<Arc<Task>>,
+    writers: Vec<Arc<Task>>,
+}
+
+impl IoSlot {
+    fn waiters(&mut self, dir: Direction) -> &mut Vec<Arc<Task>> {
+        match dir {
+            Direction::Read => &mut self.readers,
+            Direction::Write => &mut self.writers,
+        }
+    }
+}
+
+/// A worker's readiness table. Tokens are `generation << 32 | index`, so a
+/// stale event for a reused slot is recognised and ignored.
+pub(crate) struct IoTable {
+    slots: Vec<IoSlot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+const MAX_GENERATION: u32 = 1 << 30;
+
+impl IoTable {
+    pub(crate) fn new() -> Self {
+        IoTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+
+    /// Registrations alive.
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    fn split(token: usize) -> (usize, u32) {
+        (token & 0xffff_ffff, (token >> 32) as u32)
+    }
+
+    fn slot(&mut self, token: usize) -> Option<&mut IoSlot> {
+        let (index, generation) = Self::split(token);
+        self.slots
+            .get_mut(index)
+            .filter(|s| s.in_use && s.generation == generation)
+    }
+
+    /// A new slot, not ready in either direction.
+    pub(crate) fn alloc(&mut self) -> usize {
+        self.live += 1;
+        let index = match self.free.pop() {
+            Some(index) => index as usize,
+            None => {
+                self.slots.push(IoSlot {
+                    generation: 0,
+                    in_use: false,
+                    readiness: 0,
+                    readers: Vec::new(),
+                    writers: Vec::new(),
+                });
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.in_use = true;
+        slot.readiness = 0;
+        ((slot.generation as usize) << 32) | index
+    }
+
+    /// Frees a slot; its waiters are woken (they will find it gone).
+    pub(crate) fn free(&mut self, token: usize) {
+        let (index, _) = Self::split(token);
+        let Some(slot) = self.slot(token) else {
+            return;
+        };
+        slot.in_use = false;
+        slot.generation = (slot.generation + 1) % MAX_GENERATION;
+        let readers = std::mem::take(&mut slot.readers);
+        let writers = std::mem::take(&mut slot.writers);
+        self.free.push(index as u32);
+        self.live -= 1;
+        for task in readers.iter().chain(writers.iter()) {
+            Task::unpark(task);
+        }
+    }
+
+    /// Records an event and wakes the tasks it concerns.
+    pub(crate) fn dispatch(&mut self, event: &Event) {
+        let Some(slot) = self.slot(event.token().0) else {
+            return;
+        };
+        let error = event.is_error();
+        if event.is_readable() || event.is_read_closed() || error {
+            slot.readiness |= Direction::Read.bit();
+            for task in slot.readers.drain(..) {
+                Task::unpark(&task);
+            }
+        }
+        if event.is_writable() || event.is_write_closed() || error {
+            slot.readiness |= Direction::Write.bit();
+            for task in slot.writers.drain(..) {
+                Task::unpark(&task);
+            }
+        }
+    }
+
+    /// `Some(ready)`, or `None` if the slot is gone.
+    fn is_ready(&mut self, token: usize, dir: Direction) -> Option<bool> {
+        self.slot(token).map(|s| s.readiness & dir.bit() != 0)
+    }
+
+    fn clear_ready(&mut self, token: usize, dir: Direction) {
+        if let Some(slot) = self.slot(token) {
+            slot.readiness &= !dir.bit();
+        }
+    }
+
+    fn add_waiter(&mut self, token: usize, dir: Direction, task: &Task) {
+        if let Some(slot) = self.slot(token) {
+            let waiters = slot.waiters(dir);
+            if !waiters.iter().any(|t| std::ptr::eq(&**t, task)) {
+                waiters.push(task.arc());
+            }
+        }
+    }
+
+    fn remove_waiter(&mut self, token: usize, dir: Direction, task: &Task) {
+        if let Some(slot) = self.slot(token) {
+            slot.waiters(dir).retain(|t| !std::ptr::eq(&**t, task));
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.live = 0;
+    }
+}
+
+/// Parks `task` until slot `token` is ready in `dir` (or gone).
+fn wait_on_slot(worker: &WorkerCore, task: &Task, token: usize, dir: Direction) -> io::Result<()> {
+    let mut wakes = 0u32;
+    loop {
+        {
+            let mut io = worker.io().borrow_mut();
+            match io.is_ready(token, dir) {
+                Some(false) => io.add_waiter(token, dir, task),
+                Some(true) | None => break,
+            }
+        }
+        if task.park_green().is_err() {
+            worker.io().borrow_mut().remove_waiter(token, dir, task);
+            return Err(cancelled_error());
+        }
+        wakes += 1;
+    }
+    worker.io().borrow_mut().remove_waiter(token, dir, task);
+    if wakes > 1 {
+        task.restore_token();
+    }
+    Ok(())
+}
+
+struct Registration {
+    remote: Arc<WorkerRemote>,
+    token: usize,
+}
+
+/// A non-blocking file descriptor that green threads can wait on.
+///
+/// The source must be in non-blocking mode. It is registered lazily, once
+/// per worker it is used on (so it may move between green threads and
+/// workers freely), and deregistered on drop.
+pub struct Registered<S: AsRawFd> {
+    source: S,
+    registrations: Mutex<Vec<Registration>>,
+}
+
+impl<S: AsRawFd> Registered<S> {
+    /// Wraps a non-blocking source.
+    pub fn new(source: S) -> Self {
+        Registered {
+            source,
+            registrations: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The wrapped source.
+    pub fn get_ref(&self) -> &S {
+        &self.source
+    }
+
+    /// The wrapped source, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// Deregisters and returns the source.
+    pub fn into_inner(mut self) -> S {
+        self.deregister_all();
+        let mut this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; each field is moved
+        // out or dropped exactly once.
+        unsafe {
+            std::ptr::drop_in_place(&mut this.registrations);
+            std::ptr::read(&this.source)
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        self.source.as_raw_fd()
+    }
+
+    /// The readiness-table token of this source on `worker`, registering it
+    /// there first if needed.
+    fn token_on(&self, worker: &WorkerCore) -> io::Result<usize> {
+        let mut registrations = self.registrations.lock();
+        if let Some(r) = registrations
+            .iter()
+            .find(|r| std::ptr::eq(&*r.remote, worker.remote()))
+        {
+            return Ok(r.token);
+        }
+        let token = worker.io().borrow_mut().alloc();
+        let fd = self.fd();
+        if let Err(err) = worker.remote().registry().register(
+            &mut SourceFd(&fd),
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            worker.io().borrow_mut().free(token);
+            return Err(err);
+        }
+        registrations.push(Registration {
+            remote: worker.remote_arc().clone(),
+            token,
+        });
+        Ok(token)
+    }
+
+    fn deregister_all(&mut self) {
+        let fd = self.fd();
+        let here = current_worker();
+        for r in self.registrations.get_mut().drain(..) {
+            let _ = r.remote.registry().deregister(&mut SourceFd(&fd));
+            match here {
+                Some(worker) if std::ptr::eq(worker.remote(), &*r.remote) => {
+                    worker.io().borrow_mut().free(r.token)
+                }
+                _ => r.remote.send(Message::FreeIo(r.token)),
+            }
+        }
+    }
+
+    fn wait(&self, dir: Direction, clear: bool) -> io::Result<()> {
+        let (Some(task), Some(worker)) = (current_task(), current_worker()) else {
+            return sys::poll_fd(self.fd(), dir == Direction::Read);
+        };
+        if task.is_cancelled() {
+            // Yield anyway: a caller retrying in a loop must not monopolise
+            // the worker.
+            let _ = task.yield_green();
+            return Err(cancelled_error());
+        }
+        let token = self.token_on(worker)?;
+        if clear {
+            worker.io().borrow_mut().clear_ready(token, dir);
+        }
+        wait_on_slot(worker, task, token, dir)
+    }
+
+    /// Waits until the worker has seen the source readable since readiness
+    /// was last cleared (by `read_with` hitting `WouldBlock`). A freshly
+    /// registered source reports its current state. Prefer
+    /// [`read_with`](Self::read_with).
+    pub fn wait_readable(&self) -> io::Result<()> {
+        self.wait(Direction::Read, false)
+    }
+
+    /// Like [`wait_readable`](Self::wait_readable), for writability.
+    pub fn wait_writable(&self) -> io::Result<()> {
+        self.wait(Direction::Write, false)
+    }
+
+    /// Runs the non-blocking `op` until it does not return `WouldBlock`,
+    /// parking the green thread (or blocking the OS thread) in between.
+    pub fn read_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        loop {
+            match op(&self.source) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(Direction::Read, true)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Like [`read_with`](Self::read_with), waiting for writability.
+    pub fn write_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        loop {
+            match op(&self.source) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(Direction::Write, true)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return result,
+            }
+        }
+    }
+}
+
+impl<S: AsRawFd> Drop for Registered<S> {
+    fn drop(&mut self) {
+        self.deregister_all();
+    }
+}
+
+impl<S: AsRawFd + std::fmt::Debug> std::fmt::Debug for Registered<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Blocks until `source` is readable (or has an error or hang-up). Parks
+/// only the green thread. The source is registered with the worker's Poll
+/// for this one wait and deregistered afterwards, so it must not be
+/// registered with another `mio::Registry` meanwhile.
+pub fn wait_readable<S: Source + ?Sized>(source: &mut S) -> io::Result<()> {
+    wait_once(source, Direction::Read)
+}
+
+/// Like [`wait_readable`], for writability.
+pub fn wait_writable<S: Source + ?Sized>(source: &mut S) -> io::Result<()> {
+    wait_once(source, Direction::Write)
+}
+
+fn wait_once<S: Source + ?Sized>(source: &mut S, dir: Direction) -> io::Result<()> {
+    let (Some(task), Some(worker)) = (current_task(), current_worker()) else {
+        return wait_once_blocking(source, dir);
+    };
+    if task.is_cancelled() {
+        let _ = task.yield_green();
+        return Err(cancelled_error());
+    }
+    let registry = worker.remote().registry();
+    let token = worker.io().borrow_mut().alloc();
+    if let Err(err) = registry.register(source, Token(token), dir.interest()) {
+        worker.io().borrow_mut().free(token);
+        return Err(err);
+    }
+    let result = wait_on_slot(worker, task, token, dir);
+    let deregistered = registry.deregister(source);
+    worker.io().borrow_mut().free(token);
+    result.and(deregistered)
+}
+
+fn wait_once_blocking<S: Source + ?Sized>(source: &mut S, dir: Direction) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    poll.registry().register(source, Token(0), dir.interest())?;
+    let mut events = Events::with_capacity(4);
+    let result = loop {
+        match poll.poll(&mut events, None) {
+            Ok(()) if !events.is_empty() => break Ok(()),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    let deregistered = poll.registry().deregister(source);
+    result.and(deregistered)
+}
