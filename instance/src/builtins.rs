@@ -453,13 +453,53 @@ unsafe extern "C" fn elem_drop(vmctx: *mut VMContext, elem: u32) {
 
 // ---- epochs and host calls --------------------------------------------------
 
-/// The engine's epoch reached the store's deadline. For now: move the
-/// deadline one epoch ahead and continue (the runtime's scheduler will make
-/// this yield the green thread).
+/// The engine's epoch reached the store's deadline: run the store's epoch
+/// deadline callback if it has one (which may suspend the green thread, set
+/// a new deadline, or end the call with a trap), else move the deadline one
+/// epoch ahead and continue.
 unsafe extern "C" fn epoch_deadline_reached(vmctx: *mut VMContext) {
     // SAFETY: called by compiled code with its own VMContext.
-    let (store, _) = unsafe { context(vmctx) };
-    store.set_epoch_deadline(1);
+    let result = unsafe { epoch_deadline_impl(vmctx) };
+    if let Err(reason) = result {
+        // SAFETY: entered from wasm inside `catch_traps`; nothing is left to
+        // drop here (`reason` moves into `raise`).
+        unsafe { raise(reason) }
+    }
+}
+
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn epoch_deadline_impl(
+    vmctx: *mut VMContext,
+) -> Result<(), crate::trap_handling::UnwindReason> {
+    let base = vmctx.cast::<u8>();
+    // SAFETY: the header fields were written at instantiation; reading the
+    // store's fields through the raw pointer creates no reference.
+    let (store, caller, shim) = unsafe {
+        let store = base
+            .add(VMOffsets::STORE as usize)
+            .cast::<*mut StoreOpaque>()
+            .read();
+        let instance = base
+            .add(VMOffsets::INSTANCE as usize)
+            .cast::<*const InstanceData>()
+            .read();
+        (store, (*instance).index, (*store).epoch_shim)
+    };
+    let Some(store) = NonNull::new(store) else {
+        return Ok(());
+    };
+    match shim {
+        // SAFETY: the shim was installed for the store's `T`; wasm is running
+        // on the store's behalf so no Rust reference to it is in use.
+        Some(shim) => unsafe { shim(store, caller) },
+        None => {
+            // SAFETY: as above; this is the only reference while it lives.
+            unsafe { (*store.as_ptr()).set_epoch_deadline(1) };
+            Ok(())
+        }
+    }
 }
 
 /// Runs a host function for wasm: `values` holds `len` slots, the

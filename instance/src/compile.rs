@@ -367,10 +367,7 @@ fn compile_jobs(
                 scope.spawn(|| {
                     let mut worker = Worker::new(engine, info, offsets, print_clif);
                     let mut out = Vec::new();
-                    loop {
-                        let Some(&id) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                            break;
-                        };
+                    while let Some(&id) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let job = jobs[id];
                         let r = worker.run(id, job);
                         let failed = r.is_err();

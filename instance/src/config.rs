@@ -58,6 +58,76 @@ pub struct Config {
     /// Cranelift optimisation level: "none", "speed" or "speed_and_size".
     /// Default: "speed".
     pub opt_level: &'static str,
+    /// Limits and tuning of the pools instances take their VMContexts,
+    /// linear memories and tables from. See [`PoolingConfig`].
+    pub pooling: PoolingConfig,
+}
+
+/// Limits and tuning of the engine's instance pools (see
+/// [`pool`](crate::pool)): every instance created by instantiation takes its
+/// VMContext, its defined linear memories and its defined tables from them,
+/// and gives them back, reset, when its store is dropped. In steady state
+/// this makes instantiation and teardown free of `mmap`, `munmap` and
+/// `mprotect`.
+///
+/// Memories and tables created by the host (`Memory::new`, `Table::new`)
+/// are not pooled and not counted.
+///
+/// The `max_*` limits count objects alive in all stores of the engine. Each
+/// thread takes permission for new objects in batches of up to 16 and keeps
+/// up to 32 unused permissions, so near a limit an allocation may fail while
+/// a few permissions sit unused in other threads' caches. Reaching a limit
+/// makes instantiation fail with [`Error::Resource`](crate::Error) naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolingConfig {
+    /// Most instances alive at once. Default: 4,194,304.
+    pub max_instances: usize,
+    /// Most instance-defined linear memories alive at once. With
+    /// [`MemoryStrategy::Guarded`] each one keeps an 8 GiB reservation of
+    /// address space, so about 15,000 fit in a 47-bit address space whatever
+    /// this says. Default: 4,194,304.
+    pub max_memories: usize,
+    /// Most instance-defined tables alive at once. Default: 4,194,304.
+    pub max_tables: usize,
+    /// Bytes at the start of a released linear memory that are reset by
+    /// hand and stay resident, so that the next instance using the memory
+    /// does not page-fault them in again: each page that is not all zeros is
+    /// zeroed with `memset` (pages the instance never wrote are only read,
+    /// and stay clean). The rest of what the memory used is returned to the
+    /// kernel with `madvise(MADV_DONTNEED)`. Rounded up to the OS page size.
+    /// Only memories kept warm in a thread's cache (see
+    /// `warm_memories_per_thread`) keep pages resident. Default: 64 KiB.
+    pub memory_keep_resident: usize,
+    /// How many released memories of each size class a thread keeps warm
+    /// (reset by hand, with the pages their last instance wrote, up to
+    /// `memory_keep_resident` bytes, still resident) for its next instances.
+    /// Memories released beyond this are returned to the kernel entirely
+    /// (`madvise`) and go to the engine-wide free list. Default: 64.
+    pub warm_memories_per_thread: usize,
+    /// Size of each slab mapping that [`MemoryStrategy::Checked`] memories are
+    /// carved from (address space only: `MAP_NORESERVE`, nothing resident
+    /// until touched). A slab holds slots of one size class (a power of two
+    /// of wasm pages at least the memory's maximum); a slab is never smaller
+    /// than one slot. Default: 16 GiB (262,144 one-page memories).
+    pub memory_slab_size: usize,
+    /// Tables whose element buffer is larger than this many bytes free it
+    /// when released instead of keeping it in the thread's cache. Default:
+    /// 1 MiB.
+    pub table_keep_resident: usize,
+}
+
+impl Default for PoolingConfig {
+    fn default() -> Self {
+        PoolingConfig {
+            max_instances: 1 << 22,
+            max_memories: 1 << 22,
+            max_tables: 1 << 22,
+            memory_keep_resident: 64 * 1024,
+            warm_memories_per_thread: 64,
+            memory_slab_size: 16 << 30,
+            table_keep_resident: 1 << 20,
+        }
+    }
 }
 
 impl Default for Config {
@@ -70,6 +140,7 @@ impl Default for Config {
             epoch_interruption: false,
             parallel_compilation: true,
             opt_level: "speed",
+            pooling: PoolingConfig::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::pool::Pools;
 use crate::types::FuncType;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -26,6 +27,8 @@ struct EngineInner {
     /// The epoch counter compiled code compares with its deadline. The
     /// runtime may point engines at the scheduler's global counter instead.
     epoch: &'static AtomicU64,
+    /// Where instances get their VMContexts, memories and tables.
+    pools: Arc<Pools>,
 }
 
 /// Interns function types: structurally equal types get the same id, which
@@ -54,8 +57,10 @@ impl Engine {
     /// An engine whose compiled code reads `epoch` as the current epoch.
     pub fn with_epoch_counter(config: Config, epoch: &'static AtomicU64) -> Result<Engine> {
         let isa = build_isa(&config)?;
+        let pools = Pools::new(config.memory_strategy, &config.pooling);
         Ok(Engine {
             inner: Arc::new(EngineInner {
+                pools,
                 config,
                 isa,
                 signatures: Mutex::new(SignatureRegistry::default()),
@@ -77,6 +82,11 @@ impl Engine {
     /// compiled module).
     pub(crate) fn isa_arc(&self) -> OwnedTargetIsa {
         self.inner.isa.clone()
+    }
+
+    /// The engine's instance pools.
+    pub(crate) fn pools(&self) -> &Arc<Pools> {
+        &self.inner.pools
     }
 
     /// The epoch counter compiled code reads.

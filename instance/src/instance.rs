@@ -9,7 +9,9 @@
 //!    is an [`Error::Link`] naming `module::name`.
 //! 2. Allocate everything that can fail for lack of resources — defined
 //!    memories, defined tables, the VMContext — before the store is touched,
-//!    so a resource error leaves no trace.
+//!    so a resource error leaves no trace. All three come from the engine's
+//!    [`pool`]s and count against its `PoolingConfig` limits;
+//!    in steady state this makes no system call.
 //! 3. Commit to the store: memories, tables and globals get store entries
 //!    whose definitions live inline in the VMContext; the VMContext header,
 //!    imports and every function's `VMFuncRef` are written; defined globals
@@ -17,7 +19,10 @@
 //! 4. Active element segments, in order (`table.init` + `elem.drop`), then
 //!    active data segments (`memory.init` + `data.drop`); declared element
 //!    segments are dropped. An out-of-bounds segment traps; what earlier
-//!    segments wrote stays written (2.0 semantics).
+//!    segments wrote stays written (2.0 semantics). When every active data
+//!    segment has a constant offset inside a defined memory's initial size,
+//!    the module's prepared `memory_image` is copied
+//!    instead (the same result on the zeroed memories the pools hand out).
 //! 5. The start function, if any.
 //!
 //! From step 3 on the instance belongs to the store even if a later step
@@ -29,8 +34,10 @@ use crate::error::{Error, Result};
 use crate::externals::{Extern, ExternType, Global, Memory, Table};
 use crate::func::{call_raw, func_type_id, Func, FuncKind};
 use crate::memory::LinearMemory;
+use crate::memory_image::MemoryImages;
 use crate::module::Module;
 use crate::module_info::{ConstExpr, DataMode, ElemMode, ExportKind, ImportKind, ModuleInfo};
+use crate::pool::{self, Pools, Resource};
 use crate::store::{
     AsContext, AsContextMut, RawBox, StoreGlobal, StoreId, StoreInner, StoreOpaque,
 };
@@ -43,6 +50,7 @@ use crate::vmcontext::{
 };
 use std::alloc::Layout;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 /// An instantiated module in a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -154,25 +162,33 @@ impl Instance {
     }
 }
 
-/// A VMContext allocation: zeroed, 16-byte aligned, freed on drop.
-///
-/// The pools of the next issue will hand these out from a free list; the
-/// instance only needs `as_ptr` and the size.
+/// A VMContext allocation: zeroed, 16-byte aligned, counted against the
+/// engine's `PoolingConfig::max_instances`, and taken from (and given back
+/// to) the thread's cache of VMContext blocks (see [`pool`](crate::pool)).
 pub(crate) struct VMContextAlloc {
     ptr: NonNull<u8>,
     layout: Layout,
+    /// The pools this instance is counted in. They outlive it: see the
+    /// pool's module docs (step 5).
+    pools: NonNull<Pools>,
 }
 
 impl VMContextAlloc {
-    pub(crate) fn new(size: usize) -> Result<VMContextAlloc> {
-        let layout = Layout::from_size_align(size.max(16), 16)
-            .map_err(|e| Error::Resource(format!("VMContext of {size} bytes: {e}")))?;
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(ptr).ok_or_else(|| {
-            Error::Resource(format!("cannot allocate a VMContext of {size} bytes"))
-        })?;
-        Ok(VMContextAlloc { ptr, layout })
+    pub(crate) fn new(size: usize, pools: &Arc<Pools>) -> Result<VMContextAlloc> {
+        let layout = pool::vmctx_layout(size)
+            .ok_or_else(|| Error::Resource(format!("a VMContext of {size} bytes is too large")))?;
+        pools.acquire(Resource::Instances)?;
+        let Some(ptr) = pool::alloc_vmctx(layout) else {
+            pools.release(Resource::Instances);
+            return Err(Error::Resource(format!(
+                "cannot allocate a VMContext of {size} bytes"
+            )));
+        };
+        Ok(VMContextAlloc {
+            ptr,
+            layout,
+            pools: NonNull::from(&**pools),
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut u8 {
@@ -186,12 +202,16 @@ impl VMContextAlloc {
 
 impl Drop for VMContextAlloc {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, freed only here.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+        // SAFETY: allocated by `alloc_vmctx` with this layout, given back
+        // only here; the pools outlive their instances.
+        unsafe {
+            pool::free_vmctx(self.ptr, self.layout);
+            self.pools.as_ref().release(Resource::Instances);
+        }
     }
 }
 
-// SAFETY: plain owned memory.
+// SAFETY: plain owned memory, and a pointer to the `Sync` pools.
 unsafe impl Send for VMContextAlloc {}
 
 /// The runtime state of one instance (what libcalls reach through the
@@ -432,17 +452,19 @@ pub(crate) fn instantiate<T>(
     let offsets = module.offsets();
     let resolved = check_imports(store, info, imports)?;
 
-    // Step 2: everything that can fail for lack of resources.
+    // Step 2: everything that can fail for lack of resources, from the
+    // engine's pools (given back by their destructors if a later one fails).
     let config = store.engine().config();
+    let pools = store.engine().pools();
     let defined_memories = info.memories[info.num_imported_memories as usize..]
         .iter()
-        .map(|ty| LinearMemory::new(ty, config))
+        .map(|ty| LinearMemory::from_pool(ty, config, pools))
         .collect::<Result<Vec<_>>>()?;
     let defined_tables = info.tables[info.num_imported_tables as usize..]
         .iter()
-        .map(|ty| TableStorage::new(ty, 0, config))
+        .map(|ty| TableStorage::from_pool(ty, 0, config, pools))
         .collect::<Result<Vec<_>>>()?;
-    let vmctx = VMContextAlloc::new(offsets.size() as usize)?;
+    let vmctx = VMContextAlloc::new(offsets.size() as usize, pools)?;
 
     // Step 3: commit.
     let index = store.instances.len() as u32;
@@ -459,16 +481,19 @@ pub(crate) fn instantiate<T>(
         dropped_data: vec![false; info.data.len()].into_boxed_slice(),
     };
     let mut memories = resolved.memories;
+    memories.reserve_exact(defined_memories.len());
     for (i, memory) in defined_memories.into_iter().enumerate() {
         let def = instance.field_ptr::<VMMemoryDefinition>(offsets.defined_memory(i as u32));
         memories.push(store.push_memory(memory, Some(def)));
     }
     let mut tables = resolved.tables;
+    tables.reserve_exact(defined_tables.len());
     for (i, table) in defined_tables.into_iter().enumerate() {
         let def = instance.field_ptr::<VMTableDefinition>(offsets.defined_table(i as u32));
         tables.push(store.push_table(table, Some(def)));
     }
     let mut globals = resolved.globals;
+    globals.reserve_exact(info.num_defined_globals() as usize);
     for (i, ty) in info.globals[info.num_imported_globals as usize..]
         .iter()
         .enumerate()
@@ -491,12 +516,12 @@ pub(crate) fn instantiate<T>(
             store.globals[g as usize].set_raw(value);
         }
     }
-    store.register_module(module);
+    store.register_module(module, index);
     let pushed = store.push_instance(instance);
     debug_assert_eq!(pushed, index);
 
     // Step 4: segments.
-    initialize_segments(store, index).map_err(|kind| Error::Trap(Trap::new(kind)))?;
+    initialize_segments(store, index, module).map_err(|kind| Error::Trap(Trap::new(kind)))?;
 
     // Step 5: start.
     if let Some(start) = info.start {
@@ -613,14 +638,17 @@ fn write_vmctx(
 
 /// Step 4 of instantiation: active and declared element segments, then
 /// active data segments.
-fn initialize_segments(store: &mut StoreOpaque, index: u32) -> Result<(), TrapKind> {
+fn initialize_segments(
+    store: &mut StoreOpaque,
+    index: u32,
+    module: &Module,
+) -> Result<(), TrapKind> {
+    let info = module.info();
     let instance_ptr: *mut InstanceData = store.instances[index as usize].as_ptr();
     // SAFETY: the instance is owned by the store through a RawBox (its
     // memory is separate from `*store`) and lives as long as the store;
     // nothing else refers to it during instantiation.
     let instance = unsafe { &mut *instance_ptr };
-    let module = instance.module.clone();
-    let info = module.info();
     for (i, seg) in info.elems.iter().enumerate() {
         match &seg.mode {
             ElemMode::Active { table, offset } => {
@@ -634,12 +662,61 @@ fn initialize_segments(store: &mut StoreOpaque, index: u32) -> Result<(), TrapKi
             ElemMode::Passive => {}
         }
     }
+    if let Some(images) = module.memory_images() {
+        apply_memory_images(store, instance, info, images)?;
+        return Ok(());
+    }
     for (i, seg) in info.data.iter().enumerate() {
         if let DataMode::Active { memory, offset } = &seg.mode {
             let dst = eval_const(&store.globals, instance, offset) as u32;
             let memory = instance.memories[*memory as usize];
             let len = (seg.range.end - seg.range.start) as u32;
             memory_init(store, instance, memory, i as u32, dst, 0, len)?;
+            instance.dropped_data[i] = true;
+        }
+    }
+    Ok(())
+}
+
+/// The data-segment half of step 4 from prepared images: every active
+/// segment targets a defined memory, at a constant offset, inside its
+/// initial size (see [`crate::memory_image`]), and the memories are fresh
+/// from the pool, so all zeros: copying each image's chunks gives what
+/// applying the segments in order would.
+fn apply_memory_images(
+    store: &StoreOpaque,
+    instance: &mut InstanceData,
+    info: &ModuleInfo,
+    images: &MemoryImages,
+) -> Result<(), TrapKind> {
+    let imported = info.num_imported_memories as usize;
+    for defined in 0..info.num_defined_memories() as usize {
+        let Some(image) = images.memory(defined) else {
+            continue;
+        };
+        let memory = instance
+            .memories
+            .get(imported + defined)
+            .and_then(|&m| store.memories.get(m as usize))
+            .ok_or(TrapKind::MemoryOutOfBounds)?;
+        let size = memory.memory.byte_size();
+        for (offset, bytes) in image.chunks() {
+            if offset.checked_add(bytes.len()).is_none_or(|end| end > size) {
+                return Err(TrapKind::MemoryOutOfBounds);
+            }
+            // SAFETY: `offset..offset+len` is inside the accessible part of
+            // the memory (checked above); the image lives in the module.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    memory.memory.base().add(offset),
+                    bytes.len(),
+                )
+            };
+        }
+    }
+    for (i, seg) in info.data.iter().enumerate() {
+        if matches!(seg.mode, DataMode::Active { .. }) {
             instance.dropped_data[i] = true;
         }
     }

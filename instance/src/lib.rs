@@ -24,6 +24,11 @@
 //! - A [`Store`] owns instances, memories, tables, globals and host functions;
 //!   they live until the store is dropped, which makes cross-instance
 //!   references (imports, shared tables) safe without reference cycles.
+//! - Instances take their VMContext, memories and tables from the engine's
+//!   [`pool`]s (per-thread caches in front of engine-wide free lists, slabs of
+//!   `Checked` memories, pooled `Guarded` reservations), and give them back
+//!   reset when their store is dropped: steady-state instantiation makes no
+//!   `mmap`, `munmap` or `mprotect`.
 //! - Wasm runs on the calling thread's stack. Every entry from the host goes
 //!   through `trap_handling::catch_traps`, which records a catch point; a
 //!   trap (a signal in compiled code, or a libcall that fails) unwinds back to
@@ -40,7 +45,7 @@ pub mod trap;
 pub mod types;
 pub mod vmcontext;
 
-pub use config::{Config, MemoryStrategy, WASM_PAGE_SIZE};
+pub use config::{Config, MemoryStrategy, PoolingConfig, WASM_PAGE_SIZE};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use module_info::ModuleInfo;
@@ -65,6 +70,8 @@ pub mod func;
 pub mod instance;
 pub mod linker;
 pub mod memory;
+pub(crate) mod memory_image;
+pub mod pool;
 pub mod store;
 pub mod table;
 pub mod typed_func;
@@ -74,5 +81,6 @@ pub use func::{Caller, Func, IntoFunc, WasmRet};
 pub use instance::Instance;
 pub use linker::{InstancePre, Linker};
 pub use module::Module;
-pub use store::{AsContext, AsContextMut, Store};
+pub use pool::OsCalls;
+pub use store::{AsContext, AsContextMut, Store, UpdateDeadline};
 pub use typed_func::{TypedFunc, WasmParams, WasmResults, WasmTy};

@@ -6,34 +6,43 @@
 //! ```text
 //! Guarded:  base ─┬─ accessible (RW) ─┬──────── PROT_NONE ───────────────┐
 //!                 0             current_length                   8 GiB + 64 KiB
-//! Checked:  base ─┬─ accessible (RW) ─┬─ PROT_NONE ─┐
-//!                 0             current_length      maximum
+//! Checked:  base ─┬─ accessible ──────┬─ beyond the bounds checks ─┐
+//!                 0             current_length              slot or maximum
 //! ```
 //!
 //! - `Guarded` reserves 8 GiB + 64 KiB, so that any `u32` index plus any
 //!   `u32` static offset plus the widest access (8 bytes) lands inside the
 //!   reservation: compiled code needs no bounds check, and an access past
-//!   `current_length` faults into a trap.
-//! - `Checked` reserves exactly the memory's effective maximum (the smaller of
-//!   the module's maximum and [`Config::max_memory_pages`]); compiled code
-//!   compares every address with `current_length`.
+//!   `current_length` faults into a trap. Exactly `current_length` bytes are
+//!   readable and writable.
+//! - `Checked` compiled code compares every address with `current_length`,
+//!   so nothing past it needs protecting.
 //!
-//! In both, the reservation is `PROT_NONE` + `MAP_NORESERVE` (address space
-//! only) and `memory.grow` makes more of it readable and writable with
-//! `mprotect`. The base address never changes, so compiled code may keep it
-//! in a register across calls; only `current_length` changes, and the owner
-//! of the memory copies it into the memory's [`VMMemoryDefinition`] after
-//! every grow.
+//! The base address never changes, so compiled code may keep it in a
+//! register across calls; only `current_length` changes, and the owner of
+//! the memory copies it into the memory's [`VMMemoryDefinition`] after every
+//! grow.
 //!
-//! The virtual memory itself comes from a [`Mmap`]. The pools of the next
-//! issue hand out slots of a larger mapping instead; they only need to
-//! provide the same three operations (reserve, make accessible, release).
+//! # Where the address space comes from
+//!
+//! - Memories defined by instances come from the engine's
+//!   [`Pools`](crate::pool): a `Checked` memory is a slot in a slab that is
+//!   readable and writable once and for all (growing it makes no system
+//!   call); a `Guarded` one is a pooled 8 GiB reservation (growing it
+//!   `mprotect`s the new pages). Dropping the memory resets the slot and
+//!   gives it back (see the pool's docs).
+//! - Memories created by the host (`Memory::new`) get their own `Mmap`:
+//!   `PROT_NONE` + `MAP_NORESERVE`, of 8 GiB + 64 KiB (`Guarded`) or exactly
+//!   the memory's effective maximum (`Checked`), made accessible page by
+//!   page with `mprotect` as the memory grows.
 
 use crate::config::{Config, MemoryStrategy, WASM_PAGE_SIZE};
 use crate::error::{Error, Result};
+use crate::pool::{self, Pools, Slot};
 use crate::types::MemoryType;
 use crate::vmcontext::VMMemoryDefinition;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 /// The most pages a 32-bit memory can have (4 GiB).
 pub(crate) const MAX_WASM_PAGES: u64 = 1 << 16;
@@ -67,27 +76,14 @@ impl Mmap {
                 len: 0,
             });
         }
-        // SAFETY: a fresh anonymous mapping at an address of the kernel's
-        // choosing cannot alias any existing Rust object.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            let err = std::io::Error::last_os_error();
-            return Err(Error::Resource(format!(
+        let ptr = pool::mmap_anonymous(len, libc::PROT_NONE).map_err(|err| {
+            Error::Resource(format!(
                 "cannot reserve {} of address space for a linear memory: {err} \
                  (check `ulimit -v`, or use MemoryStrategy::Checked, which reserves only each memory's maximum)",
                 human_bytes(len)
-            )));
-        }
-        match NonNull::new(ptr.cast::<u8>()) {
+            ))
+        })?;
+        match NonNull::new(ptr) {
             Some(ptr) => Ok(Mmap { ptr, len }),
             None => Err(Error::Resource("mmap returned a null mapping".into())),
         }
@@ -108,21 +104,19 @@ impl Mmap {
         }
         // SAFETY: the range lies inside this mapping (checked above), which
         // this value owns; changing its protection affects no other object.
-        let rc = unsafe {
-            libc::mprotect(
-                self.ptr.as_ptr().add(start).cast(),
+        unsafe {
+            pool::mprotect(
+                self.ptr.as_ptr().add(start),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
             )
-        };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(Error::Resource(format!(
+        }
+        .map_err(|err| {
+            Error::Resource(format!(
                 "cannot commit {} of linear memory: {err}",
                 human_bytes(len)
-            )));
-        }
-        Ok(())
+            ))
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut u8 {
@@ -141,28 +135,52 @@ impl Drop for Mmap {
         }
         // SAFETY: `ptr..ptr+len` is a mapping this value created and owns;
         // nothing refers to it any more (its owner is being dropped).
-        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        debug_assert_eq!(rc, 0, "munmap of a linear memory failed");
+        let result = unsafe { pool::munmap(self.ptr.as_ptr(), self.len) };
+        debug_assert!(result.is_ok(), "munmap of a linear memory failed");
     }
+}
+
+/// Where a memory's address space comes from.
+#[derive(Debug)]
+enum Backing {
+    /// Its own mapping (host-created memories).
+    Owned(Mmap),
+    /// A slot of an engine's pools, given back on drop.
+    Pooled {
+        /// The pools the slot belongs to. They outlive the memory: see the
+        /// pool's module docs (step 5) and `StoreOpaque`'s `Drop`.
+        pools: NonNull<Pools>,
+        class: usize,
+        base: NonNull<u8>,
+    },
+    /// A `Checked` memory whose maximum is 0 pages: no address space.
+    Empty,
 }
 
 /// One linear memory: a reservation, its accessible prefix and its limits.
 #[derive(Debug)]
 pub(crate) struct LinearMemory {
-    mmap: Mmap,
+    backing: Backing,
+    strategy: MemoryStrategy,
     /// Accessible bytes (a multiple of the wasm page size).
     byte_size: usize,
     /// The declared type (its minimum is the initial size).
     ty: MemoryType,
-    /// The most pages `grow` may reach: the declared maximum, capped by the
-    /// configuration and the 32-bit index space.
+    /// The most pages `grow` may reach: the declared maximum, capped by
+    /// the configuration and the 32-bit index space.
     max_pages: u64,
 }
 
+// SAFETY: the memory exclusively owns its slot or mapping; the pools it
+// points at are `Sync` and outlive it (see `Backing::Pooled`).
+unsafe impl Send for LinearMemory {}
+// SAFETY: shared access only reads addresses and sizes.
+unsafe impl Sync for LinearMemory {}
+
 impl LinearMemory {
-    /// A memory of `ty.minimum` zeroed pages, laid out for `config`'s
-    /// strategy.
-    pub(crate) fn new(ty: &MemoryType, config: &Config) -> Result<LinearMemory> {
+    /// The effective maximum of a memory of type `ty`, or an error if its
+    /// minimum is above it.
+    fn effective_max_pages(ty: &MemoryType, config: &Config) -> Result<u64> {
         let max_pages = ty
             .maximum
             .unwrap_or(MAX_WASM_PAGES)
@@ -175,6 +193,13 @@ impl LinearMemory {
                 ty.minimum, config.max_memory_pages
             )));
         }
+        Ok(max_pages)
+    }
+
+    /// A memory of `ty.minimum` zeroed pages with its own mapping, laid out
+    /// for `config`'s strategy (host-created memories).
+    pub(crate) fn new(ty: &MemoryType, config: &Config) -> Result<LinearMemory> {
+        let max_pages = Self::effective_max_pages(ty, config)?;
         let reservation = match config.memory_strategy {
             MemoryStrategy::Guarded => GUARDED_RESERVATION,
             // `max_pages <= 65536`, so this cannot overflow.
@@ -184,7 +209,40 @@ impl LinearMemory {
         let byte_size = (ty.minimum * WASM_PAGE_SIZE) as usize;
         mmap.make_accessible(0, byte_size)?;
         Ok(LinearMemory {
-            mmap,
+            backing: Backing::Owned(mmap),
+            strategy: config.memory_strategy,
+            byte_size,
+            ty: *ty,
+            max_pages,
+        })
+    }
+
+    /// A memory of `ty.minimum` zeroed pages in a slot of `pools` (memories
+    /// defined by instances). `pools` must be `config`'s engine's.
+    pub(crate) fn from_pool(
+        ty: &MemoryType,
+        config: &Config,
+        pools: &Arc<Pools>,
+    ) -> Result<LinearMemory> {
+        let max_pages = Self::effective_max_pages(ty, config)?;
+        let byte_size = (ty.minimum * WASM_PAGE_SIZE) as usize;
+        let backing = match pools.memory_class(max_pages) {
+            None => Backing::Empty,
+            Some(class) => {
+                let slot = pools.acquire_memory(class, byte_size)?;
+                Backing::Pooled {
+                    pools: NonNull::from(&**pools),
+                    class,
+                    // Slot addresses come from mmap and are never null.
+                    base: NonNull::new(slot.base as *mut u8).ok_or_else(|| {
+                        Error::Resource("internal error: a null memory slot".into())
+                    })?,
+                }
+            }
+        };
+        Ok(LinearMemory {
+            backing,
+            strategy: config.memory_strategy,
             byte_size,
             ty: *ty,
             max_pages,
@@ -193,7 +251,11 @@ impl LinearMemory {
 
     /// The base address; never changes.
     pub(crate) fn base(&self) -> *mut u8 {
-        self.mmap.as_ptr()
+        match &self.backing {
+            Backing::Owned(mmap) => mmap.as_ptr(),
+            Backing::Pooled { base, .. } => base.as_ptr(),
+            Backing::Empty => NonNull::dangling().as_ptr(),
+        }
     }
 
     /// Accessible bytes.
@@ -231,12 +293,37 @@ impl LinearMemory {
             return None;
         }
         let new_bytes = (new * WASM_PAGE_SIZE) as usize;
-        if new_bytes > self.mmap.len() {
-            return None;
+        match &mut self.backing {
+            Backing::Owned(mmap) => {
+                if new_bytes > mmap.len() {
+                    return None;
+                }
+                mmap.make_accessible(self.byte_size, new_bytes - self.byte_size)
+                    .ok()?;
+            }
+            // A `Checked` slot (at least `max_pages` large) is accessible
+            // throughout; a `Guarded` one has exactly `byte_size` bytes
+            // accessible in a reservation that covers any 32-bit memory.
+            Backing::Pooled { base, .. } => {
+                if self.strategy == MemoryStrategy::Guarded && new_bytes > self.byte_size {
+                    // SAFETY: the range lies in the reservation this memory
+                    // owns; no Rust reference points into it.
+                    unsafe {
+                        pool::mprotect(
+                            base.as_ptr().add(self.byte_size),
+                            new_bytes - self.byte_size,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                        )
+                    }
+                    .ok()?;
+                }
+            }
+            Backing::Empty => {
+                if new_bytes > 0 {
+                    return None;
+                }
+            }
         }
-        self.mmap
-            .make_accessible(self.byte_size, new_bytes - self.byte_size)
-            .ok()?;
         self.byte_size = new_bytes;
         Some(old)
     }
@@ -274,7 +361,27 @@ impl LinearMemory {
     }
 }
 
-fn human_bytes(n: usize) -> String {
+impl Drop for LinearMemory {
+    fn drop(&mut self) {
+        if let Backing::Pooled { pools, class, base } = self.backing {
+            let accessible = match self.strategy {
+                MemoryStrategy::Guarded => self.byte_size,
+                MemoryStrategy::Checked => 0,
+            };
+            let slot = Slot {
+                base: base.as_ptr() as usize,
+                accessible,
+            };
+            // SAFETY: the pools outlive their memories (see
+            // `Backing::Pooled`); the slot is theirs, nothing uses it after
+            // this drop, and only its first `byte_size` bytes (the
+            // high-water mark: memories never shrink) were ever accessible.
+            unsafe { pools.as_ref().release_memory(class, slot, self.byte_size) };
+        }
+    }
+}
+
+pub(crate) fn human_bytes(n: usize) -> String {
     const GIB: usize = 1 << 30;
     const MIB: usize = 1 << 20;
     if n >= GIB {
@@ -330,6 +437,49 @@ mod tests {
             let bytes = unsafe { mem.bytes_mut() };
             bytes[2 * WASM_PAGE_SIZE as usize - 1] = 7;
         }
+    }
+
+    #[test]
+    fn pooled_memories_grow_in_their_slot() {
+        for strategy in [MemoryStrategy::Guarded, MemoryStrategy::Checked] {
+            let config = config(strategy, 100);
+            let pools = Pools::new(strategy, &config.pooling);
+            let ty = MemoryType {
+                minimum: 1,
+                maximum: Some(3),
+            };
+            let mut mem = LinearMemory::from_pool(&ty, &config, &pools).expect("memory");
+            let base = mem.base();
+            let before = pool::OsCalls::thread();
+            assert_eq!(mem.grow(2), Some(1));
+            assert_eq!(mem.grow(1), None);
+            assert_eq!(mem.base(), base, "the base never moves");
+            let calls = pool::OsCalls::thread().since(&before);
+            let expected = match strategy {
+                MemoryStrategy::Guarded => 1,
+                MemoryStrategy::Checked => 0,
+            };
+            assert_eq!(calls.mprotect, expected, "{strategy:?}");
+            // SAFETY: no wasm runs; this is the only reference.
+            let bytes = unsafe { mem.bytes_mut() };
+            assert_eq!(bytes.len(), 3 * WASM_PAGE_SIZE as usize);
+            bytes[3 * WASM_PAGE_SIZE as usize - 1] = 7;
+            drop(mem);
+            // The slot comes back zeroed, with the initial size accessible.
+            let mem = LinearMemory::from_pool(&ty, &config, &pools).expect("memory");
+            assert_eq!(mem.base(), base, "the warm slot is reused");
+            assert_eq!(mem.byte_size(), WASM_PAGE_SIZE as usize);
+        }
+        // A `Checked` memory that can never have a page needs no slot.
+        let config = config(MemoryStrategy::Checked, 100);
+        let pools = Pools::new(MemoryStrategy::Checked, &config.pooling);
+        let ty = MemoryType {
+            minimum: 0,
+            maximum: Some(0),
+        };
+        let mut mem = LinearMemory::from_pool(&ty, &config, &pools).expect("memory");
+        assert_eq!(mem.grow(0), Some(0));
+        assert_eq!(mem.grow(1), None);
     }
 
     #[test]

@@ -5,12 +5,13 @@ use crate::code_registry::{self, CodeLookup, CodeRegistration};
 use crate::compile::{self, CompiledCode};
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::memory_image::MemoryImages;
 use crate::module_info::{ExportKind, ImportKind, ModuleInfo};
 use crate::parse;
 use crate::trap::FrameInfo;
 use crate::vmcontext::VMOffsets;
 use cranelift_codegen::ir::TrapCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A validated, compiled WebAssembly module.
 ///
@@ -26,6 +27,9 @@ struct ModuleInner {
     info: Arc<ModuleInfo>,
     offsets: VMOffsets,
     code: Arc<CompiledCode>,
+    /// The initial memory images, built on first instantiation (`None`
+    /// inside: the data segments are applied one by one).
+    memory_images: OnceLock<Option<MemoryImages>>,
     /// Keeps the code findable by the trap handler; removed on drop, before
     /// the code itself is freed.
     _registration: CodeRegistration,
@@ -61,6 +65,7 @@ impl Module {
                 info,
                 offsets,
                 code,
+                memory_images: OnceLock::new(),
                 _registration: registration,
             }),
         })
@@ -88,6 +93,15 @@ impl Module {
     /// The compiled code.
     pub(crate) fn code(&self) -> &CompiledCode {
         &self.inner.code
+    }
+
+    /// The prepared images of the defined memories' initial contents, if
+    /// the data segments allow one (see [`crate::memory_image`]).
+    pub(crate) fn memory_images(&self) -> Option<&MemoryImages> {
+        self.inner
+            .memory_images
+            .get_or_init(|| MemoryImages::new(&self.inner.info))
+            .as_ref()
     }
 
     /// The module's name from its name section, if any.

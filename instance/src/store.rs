@@ -11,6 +11,11 @@
 //! one instance's VMContext into another's (imported functions, memories,
 //! tables, globals, funcrefs in tables) without reference counting.
 //!
+//! Memories, tables and VMContexts defined by instances come from the
+//! engine's [`pool`](crate::pool)s and point back at them without keeping
+//! them alive; dropping a store gives them back (reset) before the store's
+//! engine handle goes (`StoreOpaque`'s `Drop`).
+//!
 //! # Addresses compiled code sees
 //!
 //! The store's state lives in one heap block ([`StoreInner`]) whose address
@@ -23,6 +28,16 @@
 //! - VMContexts, host-function contexts and host-created definitions are
 //!   separate heap blocks, also owned through raw pointers ([`RawBox`]).
 //!
+//! # Epoch deadlines
+//!
+//! Compiled with `Config::epoch_interruption`, wasm calls the
+//! `EpochDeadlineReached` libcall when the engine's epoch reaches the
+//! deadline in [`VMRuntimeLimits`]. The libcall runs the store's epoch
+//! deadline callback, if any, through `StoreOpaque::epoch_shim` (a function
+//! pointer monomorphised for `T`, like the host-call shim): the callback may
+//! suspend the green thread, sets the next deadline, or returns a trap that
+//! the libcall raises. See [`Store::epoch_deadline_callback`].
+//!
 //! # Host calls
 //!
 //! Compiled code reaches a host function through the `HostCall` libcall,
@@ -33,19 +48,21 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::func::{Func, FuncKind, HostFn, HostFuncRecord};
+use crate::func::{Caller, Func, FuncKind, HostFn, HostFuncRecord};
 use crate::instance::InstanceData;
 use crate::memory::LinearMemory;
 use crate::module::Module;
 use crate::table::TableStorage;
+use crate::trap::Trap;
 use crate::trap_handling::UnwindReason;
 use crate::types::{ExternRef, GlobalType, Val, ValType};
 use crate::vmcontext::{
     VMFuncRef, VMGlobalDefinition, VMMemoryDefinition, VMRuntimeLimits, VMTableDefinition, ValRaw,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,11 +72,72 @@ use std::sync::Arc;
 pub(crate) struct StoreId(NonZeroU64);
 
 impl StoreId {
+    /// A fresh id. Threads take ids in blocks, so that creating stores on
+    /// many threads does not contend on one counter.
     fn next() -> StoreId {
+        const BLOCK: u64 = 1024;
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        thread_local! {
+            static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        let id = RANGE
+            .try_with(|range| {
+                let (mut next, mut end) = range.get();
+                if next == end {
+                    next = NEXT.fetch_add(BLOCK, Ordering::Relaxed);
+                    end = next + BLOCK;
+                }
+                range.set((next + 1, end));
+                next
+            })
+            .unwrap_or_else(|_| NEXT.fetch_add(1, Ordering::Relaxed));
         // The counter starts at 1 and would need 2^64 stores to wrap.
         StoreId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
+    }
+}
+
+/// Pushes `value`, growing the vector from exactly one element and then by
+/// doubling: stores usually hold one instance with one memory, and a
+/// million parked stores should not each keep room for four.
+fn push_compact<T>(vec: &mut Vec<T>, value: T) {
+    if vec.len() == vec.capacity() {
+        vec.reserve_exact(vec.len().max(1));
+    }
+    vec.push(value);
+}
+
+/// A map from addresses to indices, kept as a sorted vector: 16 bytes an
+/// entry and nothing while empty, where a hash map or B-tree would take a
+/// hundred bytes or more for the one or two entries most stores have.
+#[derive(Debug, Default)]
+pub(crate) struct AddrMap {
+    entries: Vec<(usize, u32)>,
+}
+
+impl AddrMap {
+    /// Inserts or replaces the entry for `key`; returns the old value.
+    pub(crate) fn insert(&mut self, key: usize, value: u32) -> Option<u32> {
+        match self.entries.binary_search_by_key(&key, |&(k, _)| k) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                if self.entries.len() == self.entries.capacity() {
+                    self.entries.reserve_exact(self.entries.len().max(1));
+                }
+                self.entries.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, key: &usize) -> Option<&u32> {
+        let i = self.entries.binary_search_by_key(key, |&(k, _)| k).ok()?;
+        Some(&self.entries[i].1)
+    }
+
+    /// The entry with the greatest key at most `key`.
+    pub(crate) fn last_at_or_below(&self, key: usize) -> Option<(usize, u32)> {
+        let i = self.entries.partition_point(|&(k, _)| k <= key);
+        i.checked_sub(1).map(|i| self.entries[i])
     }
 }
 
@@ -188,6 +266,24 @@ pub(crate) type HostCallShim = unsafe fn(
     len: usize,
 ) -> Result<(), UnwindReason>;
 
+/// Runs the store's epoch deadline callback for the instance with index
+/// `caller` (monomorphised for the store's `T`; see
+/// [`Store::epoch_deadline_callback`]).
+pub(crate) type EpochShim =
+    unsafe fn(store: NonNull<StoreOpaque>, caller: u32) -> Result<(), UnwindReason>;
+
+/// What wasm does after its store's epoch deadline callback returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateDeadline {
+    /// Go on running, with the deadline this many epochs after the current
+    /// epoch (saturating: `u64::MAX` means never again).
+    Continue(u64),
+}
+
+/// A store's epoch deadline callback (see
+/// [`Store::epoch_deadline_callback`]).
+pub(crate) type EpochCallback<T> = dyn FnMut(Caller<'_, T>) -> Result<UpdateDeadline, Trap> + Send;
+
 /// The part of a store that does not depend on `T`: what libcalls and the
 /// host-call path see.
 #[doc(hidden)]
@@ -198,19 +294,34 @@ pub struct StoreOpaque {
     pub(crate) instances: Vec<RawBox<InstanceData>>,
     /// VMContext start address → instance index, to map funcref pointers
     /// back to functions.
-    vmctx_ranges: BTreeMap<usize, u32>,
+    vmctx_ranges: AddrMap,
     pub(crate) memories: Vec<StoreMemory>,
     pub(crate) tables: Vec<StoreTable>,
     pub(crate) globals: Vec<StoreGlobal>,
     pub(crate) host_funcs: Vec<RawBox<HostFuncRecord>>,
     /// `&HostFuncRecord::func_ref` address → host function index.
-    host_func_refs: HashMap<usize, u32>,
+    host_func_refs: AddrMap,
     /// Host functions whose funcref has no `wasm_call` yet: no module with
     /// their type has been instantiated in this store.
     unpatched_host_funcs: Vec<u32>,
-    /// Every distinct module instantiated here (for host trampolines).
-    modules: Vec<Module>,
+    /// For every distinct module instantiated here, the index of its first
+    /// instance (which holds the module): where host functions find their
+    /// wasm-to-host trampolines.
+    modules: Vec<u32>,
     pub(crate) host_call: HostCallShim,
+    /// Set while the store has an epoch deadline callback.
+    pub(crate) epoch_shim: Option<EpochShim>,
+}
+
+impl Drop for StoreOpaque {
+    fn drop(&mut self) {
+        // Pooled memories, tables and VMContexts point at the engine's pools
+        // without keeping them alive: give them back while `self.engine`
+        // (dropped after this body) still does.
+        self.memories.clear();
+        self.tables.clear();
+        self.instances.clear();
+    }
 }
 
 /// The heap block behind a [`Store`]. `opaque` must stay the first field:
@@ -223,7 +334,9 @@ pub struct StoreInner<T> {
     pub(crate) host_closures: Vec<Arc<HostFn<T>>>,
     /// Linker-defined host functions already created in this store, by the
     /// address of their shared closure (kept alive by `host_closures`).
-    pub(crate) linker_funcs: HashMap<usize, u32>,
+    pub(crate) linker_funcs: AddrMap,
+    /// Called when wasm reaches the epoch deadline (see `opaque.epoch_shim`).
+    epoch_callback: Option<Box<EpochCallback<T>>>,
     data: T,
 }
 
@@ -253,18 +366,20 @@ impl<T> Store<T> {
                     epoch_deadline: u64::MAX,
                 }),
                 instances: Vec::new(),
-                vmctx_ranges: BTreeMap::new(),
+                vmctx_ranges: AddrMap::default(),
                 memories: Vec::new(),
                 tables: Vec::new(),
                 globals: Vec::new(),
                 host_funcs: Vec::new(),
-                host_func_refs: HashMap::new(),
+                host_func_refs: AddrMap::default(),
                 unpatched_host_funcs: Vec::new(),
                 modules: Vec::new(),
                 host_call: crate::func::host_call_shim::<T>,
+                epoch_shim: None,
             },
             host_closures: Vec::new(),
-            linker_funcs: HashMap::new(),
+            linker_funcs: AddrMap::default(),
+            epoch_callback: None,
             data,
         };
         Store {
@@ -296,6 +411,46 @@ impl<T> Store<T> {
     /// The current epoch deadline (absolute epoch).
     pub fn epoch_deadline(&self) -> u64 {
         self.inner().opaque.epoch_deadline()
+    }
+
+    /// Calls `callback` whenever wasm of this store reaches the epoch
+    /// deadline (compiled with
+    /// [`Config::epoch_interruption`](crate::Config)). It runs inside the
+    /// `EpochDeadlineReached` libcall, on the stack of the wasm code that
+    /// reached the deadline, with a [`Caller`] for the running instance, and
+    /// decides what happens next:
+    ///
+    /// - `Ok(UpdateDeadline::Continue(delta))`: wasm goes on, with the
+    ///   deadline `delta` epochs after the current epoch;
+    /// - `Err(trap)`: the call into wasm ends with that trap (for example
+    ///   [`TrapKind::Timeout`](crate::TrapKind) for a spent CPU budget, or
+    ///   [`TrapKind::Cancelled`](crate::TrapKind)), as if wasm had trapped
+    ///   there.
+    ///
+    /// The callback may suspend the green thread it runs on (a scheduler's
+    /// `yield_now`: a stack switch) and be resumed later, on the same OS
+    /// thread or, if the runtime moves suspended green threads, another.
+    ///
+    /// It must not panic: a panic cannot unwind through wasm frames, so it
+    /// is caught, the wasm frames are discarded as for a trap, and the panic
+    /// resumes in the host at the call into wasm.
+    ///
+    /// Without a callback (the default), reaching the deadline moves it one
+    /// epoch ahead and wasm goes on.
+    pub fn epoch_deadline_callback(
+        &mut self,
+        callback: impl FnMut(Caller<'_, T>) -> Result<UpdateDeadline, Trap> + Send + 'static,
+    ) {
+        let inner = self.inner_mut();
+        inner.epoch_callback = Some(Box::new(callback));
+        inner.opaque.epoch_shim = Some(epoch_callback_shim::<T>);
+    }
+
+    /// Removes the epoch deadline callback: the default behaviour again.
+    pub fn clear_epoch_deadline_callback(&mut self) {
+        let inner = self.inner_mut();
+        inner.epoch_callback = None;
+        inner.opaque.epoch_shim = None;
     }
 
     fn inner(&self) -> &StoreInner<T> {
@@ -335,6 +490,48 @@ impl<T> StoreInner<T> {
     }
     pub(crate) fn data_mut(&mut self) -> &mut T {
         &mut self.data
+    }
+}
+
+/// Runs the epoch deadline callback of the `StoreInner<T>` at `store` for
+/// the instance with index `caller`, and applies its result. A trap or a
+/// panic comes back as the reason to unwind with; the libcall raises it
+/// once this function has returned and dropped everything.
+///
+/// # Safety
+///
+/// `store` must point at the `StoreOpaque` of a live `StoreInner<T>` (the
+/// `T` this shim was instantiated with) that no Rust reference is in use
+/// for: wasm of that store is running and called the libcall.
+pub(crate) unsafe fn epoch_callback_shim<T>(
+    store: NonNull<StoreOpaque>,
+    caller: u32,
+) -> Result<(), UnwindReason> {
+    // SAFETY: `StoreOpaque` is the first field of the `repr(C)`
+    // `StoreInner<T>` it belongs to (the caller's promise), and nothing else
+    // refers to the store while this runs.
+    let inner = unsafe { &mut *store.as_ptr().cast::<StoreInner<T>>() };
+    // Taken out while it runs, so that it can have the whole store.
+    let Some(mut callback) = inner.epoch_callback.take() else {
+        inner.opaque.set_epoch_deadline(1);
+        return Ok(());
+    };
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        callback(Caller {
+            store: &mut *inner,
+            caller: Some(caller),
+        })
+    }));
+    if inner.epoch_callback.is_none() {
+        inner.epoch_callback = Some(callback);
+    }
+    match outcome {
+        Ok(Ok(UpdateDeadline::Continue(delta))) => {
+            inner.opaque.set_epoch_deadline(delta);
+            Ok(())
+        }
+        Ok(Err(trap)) => Err(UnwindReason::Trap(trap)),
+        Err(payload) => Err(UnwindReason::Panic(payload)),
     }
 }
 
@@ -434,11 +631,14 @@ impl StoreOpaque {
         // SAFETY: `def` points at a definition slot that lives as long as
         // the store (a VMContext or the RawBox just made).
         unsafe { def.as_ptr().write(vm) };
-        self.memories.push(StoreMemory {
-            memory,
-            def,
-            _owned_def: owned,
-        });
+        push_compact(
+            &mut self.memories,
+            StoreMemory {
+                memory,
+                def,
+                _owned_def: owned,
+            },
+        );
         (self.memories.len() - 1) as u32
     }
 
@@ -465,11 +665,14 @@ impl StoreOpaque {
         };
         // SAFETY: as in `push_memory`.
         unsafe { def.as_ptr().write(vm) };
-        self.tables.push(StoreTable {
-            table,
-            def,
-            _owned_def: owned,
-        });
+        push_compact(
+            &mut self.tables,
+            StoreTable {
+                table,
+                def,
+                _owned_def: owned,
+            },
+        );
         (self.tables.len() - 1) as u32
     }
 
@@ -492,11 +695,14 @@ impl StoreOpaque {
                 )
             }
         };
-        self.globals.push(StoreGlobal {
-            ty,
-            def,
-            _owned_def: owned,
-        });
+        push_compact(
+            &mut self.globals,
+            StoreGlobal {
+                ty,
+                def,
+                _owned_def: owned,
+            },
+        );
         (self.globals.len() - 1) as u32
     }
 
@@ -506,15 +712,20 @@ impl StoreOpaque {
     pub(crate) fn push_instance(&mut self, data: RawBox<InstanceData>) -> u32 {
         let index = self.instances.len() as u32;
         self.vmctx_ranges.insert(data.vmctx_addr(), index);
-        self.instances.push(data);
+        push_compact(&mut self.instances, data);
         index
     }
 
-    /// Records that `module` has instances here, and gives host functions
-    /// of its types the module's wasm-to-host trampolines.
-    pub(crate) fn register_module(&mut self, module: &Module) {
-        if !self.modules.iter().any(|m| Module::same(m, module)) {
-            self.modules.push(module.clone());
+    /// Records that `module` has an instance here, about to be pushed as
+    /// instance `index`, and gives host functions of its types the module's
+    /// wasm-to-host trampolines.
+    pub(crate) fn register_module(&mut self, module: &Module, index: u32) {
+        let known = self
+            .modules
+            .iter()
+            .any(|&i| Module::same(self.instances[i as usize].module(), module));
+        if !known {
+            push_compact(&mut self.modules, index);
         }
         if self.unpatched_host_funcs.is_empty() {
             return;
@@ -529,6 +740,9 @@ impl StoreOpaque {
             } else {
                 i += 1;
             }
+        }
+        if self.unpatched_host_funcs.is_empty() {
+            self.unpatched_host_funcs = Vec::new();
         }
     }
 
@@ -545,14 +759,14 @@ impl StoreOpaque {
         match self
             .modules
             .iter()
-            .find_map(|m| host_trampoline_in(m, type_id))
+            .find_map(|&i| host_trampoline_in(self.instances[i as usize].module(), type_id))
         {
             Some(tramp) => record.func_ref.wasm_call = tramp,
-            None => self.unpatched_host_funcs.push(index),
+            None => push_compact(&mut self.unpatched_host_funcs, index),
         }
         let func_ref_addr = std::ptr::addr_of!(record.func_ref) as usize;
         self.host_func_refs.insert(func_ref_addr, index);
-        self.host_funcs.push(record);
+        push_compact(&mut self.host_funcs, record);
         index
     }
 
@@ -572,7 +786,7 @@ impl StoreOpaque {
             return None;
         }
         let addr = raw as usize;
-        if let Some((_, &index)) = self.vmctx_ranges.range(..=addr).next_back() {
+        if let Some((_, index)) = self.vmctx_ranges.last_at_or_below(addr) {
             let instance = self.instance(index);
             if let Some(func_index) = instance.func_index_of_ref(addr) {
                 return Some(instance.func(func_index));
@@ -630,4 +844,40 @@ fn host_trampoline_in(module: &Module, type_id: u32) -> Option<*const u8> {
         .iter()
         .position(|&id| id == type_id)?;
     Some(module.code().host_trampoline(t as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_map_is_a_sorted_map() {
+        let mut map = AddrMap::default();
+        assert_eq!(map.last_at_or_below(5), None);
+        assert_eq!(map.insert(30, 3), None);
+        assert_eq!(map.insert(10, 1), None);
+        assert_eq!(map.insert(20, 2), None);
+        assert_eq!(map.insert(20, 4), Some(2));
+        assert_eq!(map.get(&20), Some(&4));
+        assert_eq!(map.get(&25), None);
+        assert_eq!(map.last_at_or_below(9), None);
+        assert_eq!(map.last_at_or_below(10), Some((10, 1)));
+        assert_eq!(map.last_at_or_below(29), Some((20, 4)));
+        assert_eq!(map.last_at_or_below(usize::MAX), Some((30, 3)));
+    }
+
+    #[test]
+    fn store_ids_are_unique_across_threads() {
+        let ids: Vec<StoreId> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..3000).map(|_| StoreId::next()).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+    }
 }

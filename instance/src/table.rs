@@ -6,12 +6,21 @@
 //! compiled code reloads `base` from the table's [`VMTableDefinition`] at
 //! every access, and the owner of the table copies
 //! [`vmtable`](TableStorage::vmtable) into that definition after every grow.
+//!
+//! Tables defined by instances are counted against the engine's
+//! `PoolingConfig::max_tables` and take their element buffer from the
+//! thread's cache of freed ones (see [`pool`]); dropping them
+//! gives both back. A reused buffer is refilled with the table's initial
+//! value before use, so nothing of the previous instance remains.
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::pool::{self, Pools, Resource};
 use crate::trap::TrapKind;
 use crate::types::TableType;
 use crate::vmcontext::{VMTableDefinition, ValRaw};
+use std::ptr::NonNull;
+use std::sync::Arc;
 
 /// The elements of one table and its limits.
 #[derive(Debug)]
@@ -21,22 +30,21 @@ pub(crate) struct TableStorage {
     /// The most elements `grow` may reach: the declared maximum capped by
     /// [`Config::max_table_elements`].
     max_elements: u32,
+    /// The pools this table is counted in (instance-defined tables). They
+    /// outlive the table: see the pool's module docs (step 5).
+    pool: Option<NonNull<Pools>>,
 }
 
+// SAFETY: the table owns its elements; the pools it points at are `Sync`
+// and outlive it.
+unsafe impl Send for TableStorage {}
+// SAFETY: shared access only reads the elements.
+unsafe impl Sync for TableStorage {}
+
 impl TableStorage {
-    /// A table of `ty.minimum` elements, each `init`.
+    /// A table of `ty.minimum` elements, each `init` (host-created tables).
     pub(crate) fn new(ty: &TableType, init: ValRaw, config: &Config) -> Result<TableStorage> {
-        let max_elements = ty
-            .maximum
-            .unwrap_or(u32::MAX)
-            .min(config.max_table_elements);
-        if ty.minimum > max_elements {
-            return Err(Error::Resource(format!(
-                "a table of {} elements needs more than the limit of {max_elements} elements \
-                 (raise Config::max_table_elements, currently {})",
-                ty.minimum, config.max_table_elements
-            )));
-        }
+        let max_elements = Self::max_elements(ty, config)?;
         let mut elements = Vec::new();
         elements
             .try_reserve_exact(ty.minimum as usize)
@@ -51,7 +59,51 @@ impl TableStorage {
             elements,
             ty: *ty,
             max_elements,
+            pool: None,
         })
+    }
+
+    /// A table of `ty.minimum` elements, each `init`, counted in `pools`
+    /// (tables defined by instances).
+    pub(crate) fn from_pool(
+        ty: &TableType,
+        init: ValRaw,
+        config: &Config,
+        pools: &Arc<Pools>,
+    ) -> Result<TableStorage> {
+        let max_elements = Self::max_elements(ty, config)?;
+        pools.acquire(Resource::Tables)?;
+        let Some(mut elements) = pool::take_table_buffer(ty.minimum as usize) else {
+            pools.release(Resource::Tables);
+            return Err(Error::Resource(format!(
+                "cannot allocate a table of {} elements",
+                ty.minimum
+            )));
+        };
+        elements.resize(ty.minimum as usize, init);
+        Ok(TableStorage {
+            elements,
+            ty: *ty,
+            max_elements,
+            pool: Some(NonNull::from(&**pools)),
+        })
+    }
+
+    /// The effective maximum of a table of type `ty`, or an error if its
+    /// minimum is above it.
+    fn max_elements(ty: &TableType, config: &Config) -> Result<u32> {
+        let max_elements = ty
+            .maximum
+            .unwrap_or(u32::MAX)
+            .min(config.max_table_elements);
+        if ty.minimum > max_elements {
+            return Err(Error::Resource(format!(
+                "a table of {} elements needs more than the limit of {max_elements} elements \
+                 (raise Config::max_table_elements, currently {})",
+                ty.minimum, config.max_table_elements
+            )));
+        }
+        Ok(max_elements)
     }
 
     pub(crate) fn size(&self) -> u32 {
@@ -136,6 +188,20 @@ impl TableStorage {
         VMTableDefinition {
             base: self.elements.as_mut_ptr(),
             current_elements: self.elements.len() as u32,
+        }
+    }
+}
+
+impl Drop for TableStorage {
+    fn drop(&mut self) {
+        if let Some(pools) = self.pool {
+            // SAFETY: the pools outlive their tables (see `pool`).
+            let pools = unsafe { pools.as_ref() };
+            pool::give_table_buffer(
+                std::mem::take(&mut self.elements),
+                pools.config().table_keep_resident,
+            );
+            pools.release(Resource::Tables);
         }
     }
 }

@@ -11,10 +11,11 @@
 //! The base of each memory is loaded once in the entry block.
 //!
 //! Fields that change (a memory's `current_length` on grow, a table's base
-//! and size, mutable globals, the epoch and its deadline) are loaded where
-//! they are used. They are tagged with alias regions (heap, table, globals,
-//! vmctx) so that Cranelift's alias analysis can still remove a reload when
-//! no store to the same region (and no call) happened in between.
+//! and size, mutable globals, the epoch) are loaded where they are used,
+//! tagged with alias regions (heap, table, globals, vmctx) so that
+//! Cranelift's alias analysis can still remove a reload when no store to
+//! the same region (and no call) happened in between. The epoch deadline is
+//! kept in a variable and reloaded after every call (see `epoch_check`).
 //!
 //! # Memory accesses
 //!
@@ -46,7 +47,7 @@ use cranelift_codegen::ir::{
     UserExternalName, Value, ValueDef,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
-use cranelift_frontend::FunctionBuilder;
+use cranelift_frontend::{FunctionBuilder, Variable};
 use std::collections::HashMap;
 
 /// Alias regions of one function (see the module docs).
@@ -93,6 +94,8 @@ pub(crate) struct FuncEnvironment<'a> {
     limits_ptr: Option<Value>,
     epoch_ptr: Option<Value>,
     epoch_stub: Option<FuncRef>,
+    /// The epoch deadline, cached (see `epoch_check`).
+    deadline: Option<Variable>,
     sig_refs: HashMap<u32, SigRef>,
     func_refs: HashMap<u32, FuncRef>,
     libcall_sigs: HashMap<Libcall, SigRef>,
@@ -120,6 +123,7 @@ impl<'a> FuncEnvironment<'a> {
             limits_ptr: None,
             epoch_ptr: None,
             epoch_stub: None,
+            deadline: None,
             sig_refs: HashMap::new(),
             func_refs: HashMap::new(),
             libcall_sigs: HashMap::new(),
@@ -146,6 +150,7 @@ impl<'a> FuncEnvironment<'a> {
         self.limits_ptr = None;
         self.epoch_ptr = None;
         self.epoch_stub = None;
+        self.deadline = None;
 
         let regions = &mut builder.func.dfg.alias_regions;
         let mut region = |user_id: u32, description: &'static str| {
@@ -187,6 +192,8 @@ impl<'a> FuncEnvironment<'a> {
         if self.epoch_interruption {
             self.limits_ptr = Some(load_readonly(builder, vmctx, VMOffsets::RUNTIME_LIMITS));
             self.epoch_ptr = Some(load_readonly(builder, vmctx, VMOffsets::EPOCH_COUNTER));
+            self.deadline = Some(builder.declare_var(I64));
+            self.reload_deadline(builder);
         }
         for (index, ty) in self.info.memories.iter().enumerate() {
             let index = index as u32;
@@ -234,21 +241,22 @@ impl<'a> FuncEnvironment<'a> {
     /// The epoch check of a function entry or loop header: if the engine's
     /// epoch reached the deadline, call `EpochDeadlineReached` (cold), then
     /// continue.
+    ///
+    /// The check is one load (the epoch, which other threads advance), one
+    /// compare with the deadline, one branch. The deadline lives in a
+    /// variable: loaded at entry and reloaded after every call, the only
+    /// place it can change (the runtime sets it when the instance yields, in
+    /// the cold call here, or when a host function called from wasm sets
+    /// it; nothing may write it concurrently, it is not atomic).
     pub(crate) fn epoch_check(&mut self, builder: &mut FunctionBuilder) -> TResult<()> {
-        let (Some(epoch_ptr), Some(limits)) = (self.epoch_ptr, self.limits_ptr) else {
+        let (Some(epoch_ptr), Some(deadline)) = (self.epoch_ptr, self.deadline) else {
             return Err("internal error: epoch check without epoch pointers".to_string());
         };
-        // Neither load is readonly: the epoch advances concurrently and the
-        // deadline changes when the runtime yields (inside the call below).
+        // Not readonly: the epoch advances concurrently.
         let epoch = builder
             .ins()
             .load(I64, MemFlagsData::trusted(), epoch_ptr, 0);
-        let deadline = builder.ins().load(
-            I64,
-            MemFlagsData::trusted(),
-            limits,
-            VMRuntimeLimits::EPOCH_DEADLINE as i32,
-        );
+        let deadline = builder.use_var(deadline);
         let past = builder
             .ins()
             .icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
@@ -261,10 +269,25 @@ impl<'a> FuncEnvironment<'a> {
         let vmctx = self.vmctx()?;
         let stub = self.epoch_stub(builder);
         builder.ins().call(stub, &[vmctx]);
+        self.reload_deadline(builder);
         builder.ins().jump(cont, &[]);
         builder.switch_to_block(cont);
         builder.seal_block(cont);
         Ok(())
+    }
+
+    /// Reloads the cached epoch deadline (after a call), if epoch checks
+    /// are on.
+    fn reload_deadline(&mut self, builder: &mut FunctionBuilder) {
+        if let (Some(var), Some(limits)) = (self.deadline, self.limits_ptr) {
+            let value = builder.ins().load(
+                I64,
+                MemFlagsData::trusted(),
+                limits,
+                VMRuntimeLimits::EPOCH_DEADLINE as i32,
+            );
+            builder.def_var(var, value);
+        }
     }
 
     /// The module's epoch stub (see [`trampolines::epoch_stub`]), which
@@ -303,7 +326,9 @@ impl<'a> FuncEnvironment<'a> {
             .entry(libcall)
             .or_insert_with(|| builder.import_signature(libcall.signature(call_conv)));
         let addr = builder.ins().iconst(I64, libcall.address() as i64);
-        builder.ins().call_indirect(sig, addr, args)
+        let call = builder.ins().call_indirect(sig, addr, args);
+        self.reload_deadline(builder);
+        call
     }
 
     // ---------------------------------------------------------------------
@@ -581,7 +606,9 @@ impl<'a> FuncEnvironment<'a> {
             call_args.push(callee_vmctx);
             call_args.push(vmctx);
             call_args.extend_from_slice(args);
-            Ok(builder.ins().call_indirect(sig, code, &call_args))
+            let call = builder.ins().call_indirect(sig, code, &call_args);
+            self.reload_deadline(builder);
+            Ok(call)
         } else {
             let defined = func_index - self.info.num_imported_funcs;
             let func_ref = match self.func_refs.get(&defined) {
@@ -606,7 +633,9 @@ impl<'a> FuncEnvironment<'a> {
             call_args.push(vmctx);
             call_args.push(vmctx);
             call_args.extend_from_slice(args);
-            Ok(builder.ins().call(func_ref, &call_args))
+            let call = builder.ins().call(func_ref, &call_args);
+            self.reload_deadline(builder);
+            Ok(call)
         }
     }
 
@@ -652,7 +681,9 @@ impl<'a> FuncEnvironment<'a> {
         call_args.push(callee_vmctx);
         call_args.push(vmctx);
         call_args.extend_from_slice(args);
-        Ok(builder.ins().call_indirect(sig, code, &call_args))
+        let call = builder.ins().call_indirect(sig, code, &call_args);
+        self.reload_deadline(builder);
+        Ok(call)
     }
 
     /// The (params, results) of a block type, as Cranelift types.
