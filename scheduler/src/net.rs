@@ -205,3 +205,31 @@ impl std::fmt::Debug for TcpStream {
             .finish()
     }
 }
+
+/// The socket's descriptor, for callers that poll or configure it directly
+/// (e.g. WASI's `poll_oneoff`). The wrapper stays registered with its
+/// worker's `Poll`; don't close the descriptor.
+impl std::os::fd::AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.inner.get_ref().as_raw_fd()
+    }
+}
+
+impl std::os::fd::AsFd for TcpListener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inner.get_ref().as_fd()
+    }
+}
+
+/// See the `TcpListener` impl.
+impl std::os::fd::AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.inner.get_ref().as_raw_fd()
+    }
+}
+
+impl std::os::fd::AsFd for TcpStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inner.get_ref().as_fd()
+    }
+}
