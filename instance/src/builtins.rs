@@ -8,15 +8,18 @@
 //! returns `Result<_, TrapKind>`; the `extern "C"` wrapper returns its value
 //! or, once that function has returned and dropped everything it owned,
 //! raises the trap. Bulk operations check their whole range before writing
-//! anything (2.0 semantics: no partial writes).
+//! anything (2.0 semantics: no partial writes), then work in chunks with an
+//! epoch check between two chunks (see "bulk operations in chunks" below).
 
-use crate::instance::{memory_init, table_init, InstanceData};
+use crate::instance::{elem_items, memory_init_range, write_table_items, InstanceData};
 use crate::libcall::Libcall;
-use crate::store::StoreOpaque;
-use crate::trap::TrapKind;
-use crate::trap_handling::{raise, raise_trap};
-use crate::vmcontext::{VMContext, VMHostFuncContext, VMOffsets, ValRaw};
+use crate::module_info::ConstExpr;
+use crate::store::{StoreOpaque, StoreTable};
+use crate::trap::{Trap, TrapKind};
+use crate::trap_handling::{raise, raise_trap, UnwindReason};
+use crate::vmcontext::{VMContext, VMHostFuncContext, VMOffsets, VMRuntimeLimits, ValRaw};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The address of `libcall`'s implementation.
 pub(crate) fn address_of(libcall: Libcall) -> usize {
@@ -82,9 +85,112 @@ fn in_bounds(start: u32, len: u32, size: u64) -> bool {
     u64::from(start) + u64::from(len) <= size
 }
 
+// ---- bulk operations in chunks ---------------------------------------------
+//
+// A bulk operation on a large range (`memory.fill` of 4 GiB, `table.grow` by
+// ten million elements) must not run past a timeslice unchecked. After
+// checking the whole range up front (no partial writes on a trap), the
+// libcalls below work in chunks of `MEMORY_CHUNK` bytes or `TABLE_CHUNK`
+// elements and, between two chunks, do what compiled code's epoch check
+// does (`epoch_point`): if the engine's epoch reached the store's deadline,
+// run the `EpochDeadlineReached` path, whose callback may suspend the green
+// thread, move the deadline, or end the call with a trap (raised once the
+// libcall has returned from its Rust frames).
+//
+// The callback receives the whole store, so no Rust reference into the
+// store may live across `epoch_point`: every chunk looks the store up again
+// from the VMContext. What a chunk relies on from before stays true across
+// the callback, whatever it does (suspend and let other green threads run,
+// or even call back into wasm of this store):
+//
+// - a linear memory's base never moves and its size never shrinks, so a
+//   checked range and a raw pointer into it stay valid; data segments live
+//   in the module, which the instance keeps alive (`data.drop` only marks);
+// - a table's size never shrinks, so a checked range stays in bounds; its
+//   base may move when it grows, so chunks go through the table (by store
+//   index) every time, never through a saved pointer;
+// - other green threads run instances of other stores, which cannot reach
+//   this store's memories and tables at all.
+//
+// If the callback ends the call with a trap, what earlier chunks wrote stays
+// written, like the effects of any instruction before a trap (an abandoned
+// `table.grow` leaves the table at its old size: see `table.rs`).
+
+/// Bytes a memory operation writes between two epoch checks.
+const MEMORY_CHUNK: usize = 1 << 20;
+
+/// Elements a table operation writes between two epoch checks.
+const TABLE_CHUNK: u32 = 1 << 16;
+
+/// The reason to unwind with for a trap of kind `kind`.
+fn trap(kind: TrapKind) -> UnwindReason {
+    UnwindReason::Trap(Trap::new(kind))
+}
+
+/// Returns `result`'s value or raises its reason to unwind.
+///
+/// # Safety
+///
+/// As for [`value_or_trap`].
+#[inline]
+unsafe fn value_or_unwind<T>(result: Result<T, UnwindReason>) -> T {
+    match result {
+        Ok(value) => value,
+        // SAFETY: the caller's promise; `reason` moves into `raise`.
+        Err(reason) => unsafe { raise(reason) },
+    }
+}
+
+/// Between two chunks of a bulk operation: if compiled code has epoch
+/// checks and the engine's epoch reached the store's deadline, runs the
+/// deadline path (as compiled code's check would at the next loop header).
+///
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]),
+/// and no Rust reference into its store may be live: the callback gets the
+/// whole store.
+unsafe fn epoch_point(vmctx: *mut VMContext) -> Result<(), UnwindReason> {
+    let base = vmctx.cast::<u8>();
+    // SAFETY: the header fields were written at instantiation with these
+    // types and stay valid for the store's life; only plain fields are
+    // read, through raw pointers, and no reference outlives this block.
+    let reached = unsafe {
+        let store = base
+            .add(VMOffsets::STORE as usize)
+            .cast::<*const StoreOpaque>()
+            .read();
+        let limits = base
+            .add(VMOffsets::RUNTIME_LIMITS as usize)
+            .cast::<*const VMRuntimeLimits>()
+            .read();
+        let epoch = base
+            .add(VMOffsets::EPOCH_COUNTER as usize)
+            .cast::<*const AtomicU64>()
+            .read();
+        !store.is_null()
+            && (*store).engine.config().epoch_interruption
+            && (*epoch).load(Ordering::Relaxed) >= (*limits).epoch_deadline
+    };
+    if !reached {
+        return Ok(());
+    }
+    // SAFETY: forwarded; nothing refers to the store here.
+    unsafe { epoch_deadline_impl(vmctx) }
+}
+
+/// The length of the next chunk: at most `chunk` of what is left of `len`
+/// after `done`.
+fn next_chunk<N: Copy + Ord + std::ops::Sub<Output = N>>(len: N, done: N, chunk: N) -> N {
+    (len - done).min(chunk)
+}
+
 // ---- memory -----------------------------------------------------------------
 
 /// `memory.grow`: the old size in pages, or `u32::MAX` (-1).
+///
+/// It needs no epoch checks: growing never writes the new pages (see
+/// [`memory`](crate::memory)). The maximum includes the store's limits.
 unsafe extern "C" fn memory_grow(vmctx: *mut VMContext, memory: u32, delta: u32) -> u32 {
     // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
@@ -101,6 +207,32 @@ unsafe extern "C" fn memory_grow(vmctx: *mut VMContext, memory: u32, delta: u32)
     }
 }
 
+/// The base address of memory `memory` of the calling instance, if the
+/// `len` bytes at `start` lie inside it (the pointer stays valid: see the
+/// notes on chunks above).
+///
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn memory_range(
+    vmctx: *mut VMContext,
+    memory: u32,
+    start: u32,
+    len: u32,
+) -> Result<*mut u8, TrapKind> {
+    // SAFETY: the caller passes the calling instance's VMContext.
+    let (store, instance) = unsafe { context(vmctx) };
+    let memory = instance
+        .memories
+        .get(memory as usize)
+        .and_then(|&m| store.memories.get(m as usize))
+        .ok_or(TrapKind::MemoryOutOfBounds)?;
+    if !in_bounds(start, len, memory.memory.byte_size() as u64) {
+        return Err(TrapKind::MemoryOutOfBounds);
+    }
+    Ok(memory.memory.base())
+}
+
 /// # Safety
 ///
 /// `vmctx` must be the VMContext of the calling instance (see [`context`]).
@@ -110,26 +242,24 @@ unsafe fn memory_fill_impl(
     dst: u32,
     byte: u32,
     len: u32,
-) -> Result<(), TrapKind> {
+) -> Result<(), UnwindReason> {
     // SAFETY: the caller passes the calling instance's VMContext.
-    let (store, instance) = unsafe { context(vmctx) };
-    let memory = instance
-        .memories
-        .get(memory as usize)
-        .and_then(|&m| store.memories.get(m as usize))
-        .ok_or(TrapKind::MemoryOutOfBounds)?;
-    if !in_bounds(dst, len, memory.memory.byte_size() as u64) {
-        return Err(TrapKind::MemoryOutOfBounds);
+    let base = unsafe { memory_range(vmctx, memory, dst, len) }.map_err(trap)?;
+    let (dst, len) = (dst as usize, len as usize);
+    let mut done = 0;
+    loop {
+        let n = next_chunk(len, done, MEMORY_CHUNK);
+        // SAFETY: `dst..dst+len` is inside the accessible part (checked
+        // above; it stays so, see the notes on chunks), and this chunk is
+        // part of it.
+        unsafe { std::ptr::write_bytes(base.add(dst + done), byte as u8, n) };
+        done += n;
+        if done == len {
+            return Ok(());
+        }
+        // SAFETY: forwarded; no reference into the store is live.
+        unsafe { epoch_point(vmctx) }?;
     }
-    // SAFETY: `dst..dst+len` is inside the accessible part (checked above).
-    unsafe {
-        std::ptr::write_bytes(
-            memory.memory.base().add(dst as usize),
-            byte as u8,
-            len as usize,
-        )
-    };
-    Ok(())
 }
 
 /// `memory.fill`.
@@ -143,7 +273,7 @@ unsafe extern "C" fn memory_fill(
     // SAFETY: compiled code passes its own VMContext.
     let result = unsafe { memory_fill_impl(vmctx, memory, dst, byte, len) };
     // SAFETY: entered from wasm; `memory_fill_impl` dropped its state.
-    unsafe { value_or_trap(result) }
+    unsafe { value_or_unwind(result) }
 }
 
 /// # Safety
@@ -156,33 +286,40 @@ unsafe fn memory_copy_impl(
     dst: u32,
     src: u32,
     len: u32,
-) -> Result<(), TrapKind> {
-    // SAFETY: the caller passes the calling instance's VMContext.
-    let (store, instance) = unsafe { context(vmctx) };
-    let lookup = |index: u32| {
-        instance
-            .memories
-            .get(index as usize)
-            .and_then(|&m| store.memories.get(m as usize))
-            .ok_or(TrapKind::MemoryOutOfBounds)
-    };
-    let dst_mem = lookup(dst_memory)?;
-    let src_mem = lookup(src_memory)?;
-    if !in_bounds(src, len, src_mem.memory.byte_size() as u64)
-        || !in_bounds(dst, len, dst_mem.memory.byte_size() as u64)
-    {
-        return Err(TrapKind::MemoryOutOfBounds);
-    }
-    // SAFETY: both ranges are inside accessible memory (checked above);
-    // `copy` allows them to overlap.
-    unsafe {
-        std::ptr::copy(
-            src_mem.memory.base().add(src as usize),
-            dst_mem.memory.base().add(dst as usize),
-            len as usize,
+) -> Result<(), UnwindReason> {
+    // SAFETY: the caller passes the calling instance's VMContext (both
+    // lookups end before the copy).
+    let (src_base, dst_base) = unsafe {
+        (
+            memory_range(vmctx, src_memory, src, len),
+            memory_range(vmctx, dst_memory, dst, len),
         )
     };
-    Ok(())
+    let (src_base, dst_base) = (src_base.map_err(trap)?, dst_base.map_err(trap)?);
+    let len = len as usize;
+    let from = src_base.wrapping_add(src as usize);
+    let to = dst_base.wrapping_add(dst as usize);
+    // Chunk by chunk, in the direction that reads every byte of an
+    // overlapping source before a chunk overwrites it: forwards when the
+    // destination is below the source (a chunk writes only below what later
+    // chunks read), backwards when it is above. Ranges in two memories
+    // never overlap; either direction does.
+    let backwards = (to as usize) > (from as usize);
+    let mut done = 0;
+    loop {
+        let n = next_chunk(len, done, MEMORY_CHUNK);
+        let at = if backwards { len - done - n } else { done };
+        // SAFETY: both ranges are inside accessible memory (checked above;
+        // they stay so, see the notes on chunks) and this chunk is part of
+        // them; `copy` allows the chunk's two ranges to overlap.
+        unsafe { std::ptr::copy(from.add(at), to.add(at), n) };
+        done += n;
+        if done == len {
+            return Ok(());
+        }
+        // SAFETY: forwarded; no reference into the store is live.
+        unsafe { epoch_point(vmctx) }?;
+    }
 }
 
 /// `memory.copy`.
@@ -197,7 +334,7 @@ unsafe extern "C" fn memory_copy(
     // SAFETY: compiled code passes its own VMContext.
     let result = unsafe { memory_copy_impl(vmctx, dst_memory, src_memory, dst, src, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_trap(result) }
+    unsafe { value_or_unwind(result) }
 }
 
 /// # Safety
@@ -210,14 +347,31 @@ unsafe fn memory_init_impl(
     dst: u32,
     src: u32,
     len: u32,
-) -> Result<(), TrapKind> {
-    // SAFETY: the caller passes the calling instance's VMContext.
-    let (store, instance) = unsafe { context(vmctx) };
-    let m = *instance
-        .memories
-        .get(memory as usize)
-        .ok_or(TrapKind::MemoryOutOfBounds)?;
-    memory_init(store, instance, m, data, dst, src, len)
+) -> Result<(), UnwindReason> {
+    let (from, to) = {
+        // SAFETY: the caller passes the calling instance's VMContext; the
+        // references end with this block.
+        let (store, instance) = unsafe { context(vmctx) };
+        let m = *instance
+            .memories
+            .get(memory as usize)
+            .ok_or_else(|| trap(TrapKind::MemoryOutOfBounds))?;
+        memory_init_range(store, instance, m, data, dst, src, len).map_err(trap)?
+    };
+    let len = len as usize;
+    let mut done = 0;
+    loop {
+        let n = next_chunk(len, done, MEMORY_CHUNK);
+        // SAFETY: `memory_init_range` checked both ranges, which stay valid
+        // (see its docs); the segment is never inside a linear memory.
+        unsafe { std::ptr::copy_nonoverlapping(from.add(done), to.add(done), n) };
+        done += n;
+        if done == len {
+            return Ok(());
+        }
+        // SAFETY: forwarded; no reference into the store is live.
+        unsafe { epoch_point(vmctx) }?;
+    }
 }
 
 /// `memory.init`.
@@ -232,7 +386,7 @@ unsafe extern "C" fn memory_init_libcall(
     // SAFETY: compiled code passes its own VMContext.
     let result = unsafe { memory_init_impl(vmctx, memory, data, dst, src, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_trap(result) }
+    unsafe { value_or_unwind(result) }
 }
 
 /// `data.drop`.
@@ -253,6 +407,45 @@ fn table_index(instance: &InstanceData, table: u32) -> Result<usize, TrapKind> {
         .get(table as usize)
         .map(|&t| t as usize)
         .ok_or(TrapKind::TableOutOfBounds)
+}
+
+/// The store index of table `table` of the calling instance, if the `len`
+/// elements at `start` lie inside it.
+///
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn table_range(
+    vmctx: *mut VMContext,
+    table: u32,
+    start: u32,
+    len: u32,
+) -> Result<usize, TrapKind> {
+    // SAFETY: the caller passes the calling instance's VMContext.
+    let (store, instance) = unsafe { context(vmctx) };
+    let t = table_index(instance, table)?;
+    let size = store
+        .tables
+        .get(t)
+        .ok_or(TrapKind::TableOutOfBounds)?
+        .table
+        .size();
+    if !in_bounds(start, len, size.into()) {
+        return Err(TrapKind::TableOutOfBounds);
+    }
+    Ok(t)
+}
+
+/// Table `t` (a store index) of the calling instance's store.
+///
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]);
+/// the reference must be gone before the next [`epoch_point`].
+unsafe fn store_table<'a>(vmctx: *mut VMContext, t: usize) -> Result<&'a mut StoreTable, TrapKind> {
+    // SAFETY: forwarded.
+    let (store, _) = unsafe { context(vmctx) };
+    store.tables.get_mut(t).ok_or(TrapKind::TableOutOfBounds)
 }
 
 /// # Safety
@@ -309,6 +502,61 @@ unsafe extern "C" fn table_set(vmctx: *mut VMContext, table: u32, index: u32, va
     unsafe { value_or_trap(result) }
 }
 
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn table_grow_impl(
+    vmctx: *mut VMContext,
+    table: u32,
+    init: ValRaw,
+    delta: u32,
+) -> Result<u32, UnwindReason> {
+    let (t, old) = {
+        // SAFETY: the caller passes the calling instance's VMContext; the
+        // references end with this block.
+        let (store, instance) = unsafe { context(vmctx) };
+        let Some(t) = table_index(instance, table)
+            .ok()
+            .filter(|&t| t < store.tables.len())
+        else {
+            return Ok(u32::MAX);
+        };
+        let st = &mut store.tables[t];
+        let Some(old) = st.table.begin_grow(delta) else {
+            return Ok(u32::MAX);
+        };
+        // Reserving may have moved the buffer (the size is still the old).
+        st.sync_definition();
+        (t, old)
+    };
+    // The new elements are written in steps into reserved room; the size
+    // changes with the last step (see `table.rs`).
+    loop {
+        // SAFETY: forwarded; the reference ends with this statement.
+        let done = match unsafe { store_table(vmctx, t) } {
+            Ok(st) => {
+                let done = st.table.continue_grow(init, TABLE_CHUNK);
+                if done {
+                    st.sync_definition();
+                }
+                done
+            }
+            Err(_) => true,
+        };
+        if done {
+            return Ok(old);
+        }
+        // SAFETY: forwarded; no reference into the store is live.
+        if let Err(reason) = unsafe { epoch_point(vmctx) } {
+            // SAFETY: forwarded; the reference ends with this statement.
+            if let Ok(st) = unsafe { store_table(vmctx, t) } {
+                st.table.abort_grow();
+            }
+            return Err(reason);
+        }
+    }
+}
+
 /// `table.grow`: the old size, or `u32::MAX` (-1).
 unsafe extern "C" fn table_grow(
     vmctx: *mut VMContext,
@@ -316,16 +564,10 @@ unsafe extern "C" fn table_grow(
     init: ValRaw,
     delta: u32,
 ) -> u32 {
-    // SAFETY: the caller passes the calling instance's VMContext.
-    let (store, instance) = unsafe { context(vmctx) };
-    let Ok(t) = table_index(instance, table) else {
-        return u32::MAX;
-    };
-    store
-        .tables
-        .get_mut(t)
-        .and_then(|t| t.grow(delta, init))
-        .unwrap_or(u32::MAX)
+    // SAFETY: compiled code passes its own VMContext.
+    let result = unsafe { table_grow_impl(vmctx, table, init, delta) };
+    // SAFETY: entered from wasm; the impl dropped its state.
+    unsafe { value_or_unwind(result) }
 }
 
 /// # Safety
@@ -337,16 +579,24 @@ unsafe fn table_fill_impl(
     dst: u32,
     value: ValRaw,
     len: u32,
-) -> Result<(), TrapKind> {
+) -> Result<(), UnwindReason> {
     // SAFETY: the caller passes the calling instance's VMContext.
-    let (store, instance) = unsafe { context(vmctx) };
-    let t = table_index(instance, table)?;
-    store
-        .tables
-        .get_mut(t)
-        .ok_or(TrapKind::TableOutOfBounds)?
-        .table
-        .fill(dst, value, len)
+    let t = unsafe { table_range(vmctx, table, dst, len) }.map_err(trap)?;
+    let mut done = 0;
+    loop {
+        let n = next_chunk(len, done, TABLE_CHUNK);
+        // SAFETY: forwarded; the reference ends with this statement. The
+        // chunk is in bounds (checked above; tables never shrink).
+        unsafe { store_table(vmctx, t) }
+            .and_then(|st| st.table.fill(dst + done, value, n))
+            .map_err(trap)?;
+        done += n;
+        if done == len {
+            return Ok(());
+        }
+        // SAFETY: forwarded; no reference into the store is live.
+        unsafe { epoch_point(vmctx) }?;
+    }
 }
 
 /// `table.fill`.
@@ -360,24 +610,19 @@ unsafe extern "C" fn table_fill(
     // SAFETY: compiled code passes its own VMContext.
     let result = unsafe { table_fill_impl(vmctx, table, dst, value, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_trap(result) }
+    unsafe { value_or_unwind(result) }
 }
 
-/// # Safety
-///
-/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
-unsafe fn table_copy_impl(
-    vmctx: *mut VMContext,
-    dst_table: u32,
-    src_table: u32,
+/// Copies `len` elements from table `s` at `src` to table `d` at `dst`
+/// (store indices; the same table or two).
+fn copy_table_elements(
+    store: &mut StoreOpaque,
+    d: usize,
+    s: usize,
     dst: u32,
     src: u32,
     len: u32,
 ) -> Result<(), TrapKind> {
-    // SAFETY: the caller passes the calling instance's VMContext.
-    let (store, instance) = unsafe { context(vmctx) };
-    let d = table_index(instance, dst_table)?;
-    let s = table_index(instance, src_table)?;
     if d >= store.tables.len() || s >= store.tables.len() {
         return Err(TrapKind::TableOutOfBounds);
     }
@@ -395,6 +640,49 @@ unsafe fn table_copy_impl(
     dst_t.table.copy_from(&src_t.table, dst, src, len)
 }
 
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]).
+unsafe fn table_copy_impl(
+    vmctx: *mut VMContext,
+    dst_table: u32,
+    src_table: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> Result<(), UnwindReason> {
+    // SAFETY: the caller passes the calling instance's VMContext (both
+    // lookups end before the copy).
+    let (s, d) = unsafe {
+        (
+            table_range(vmctx, src_table, src, len),
+            table_range(vmctx, dst_table, dst, len),
+        )
+    };
+    let (s, d) = (s.map_err(trap)?, d.map_err(trap)?);
+    // In the direction that reads every overlapping element before it is
+    // overwritten (as for `memory.copy`): backwards only within one table
+    // with the destination above the source.
+    let backwards = s == d && dst > src;
+    let mut done = 0;
+    loop {
+        let n = next_chunk(len, done, TABLE_CHUNK);
+        let at = if backwards { len - done - n } else { done };
+        {
+            // SAFETY: forwarded; the reference ends with this block.
+            let (store, _) = unsafe { context(vmctx) };
+            // In bounds: checked above, and tables never shrink.
+            copy_table_elements(store, d, s, dst + at, src + at, n).map_err(trap)?;
+        }
+        done += n;
+        if done == len {
+            return Ok(());
+        }
+        // SAFETY: forwarded; no reference into the store is live.
+        unsafe { epoch_point(vmctx) }?;
+    }
+}
+
 /// `table.copy`.
 unsafe extern "C" fn table_copy(
     vmctx: *mut VMContext,
@@ -407,7 +695,7 @@ unsafe extern "C" fn table_copy(
     // SAFETY: compiled code passes its own VMContext.
     let result = unsafe { table_copy_impl(vmctx, dst_table, src_table, dst, src, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_trap(result) }
+    unsafe { value_or_unwind(result) }
 }
 
 /// # Safety
@@ -420,11 +708,45 @@ unsafe fn table_init_impl(
     dst: u32,
     src: u32,
     len: u32,
-) -> Result<(), TrapKind> {
-    // SAFETY: the caller passes the calling instance's VMContext.
-    let (store, instance) = unsafe { context(vmctx) };
-    let t = table_index(instance, table)? as u32;
-    table_init(store, instance, t, elem, dst, src, len)
+) -> Result<(), UnwindReason> {
+    // The segment's items, checked once: they live in the instance's
+    // module, which the store keeps alive, and stay valid even if the
+    // callback drops the segment (`elem.drop` only marks it).
+    let (t, items) = {
+        // SAFETY: the caller passes the calling instance's VMContext; the
+        // references end with this block.
+        let (store, instance) = unsafe { context(vmctx) };
+        let items = elem_items(instance, elem);
+        let src_end = u64::from(src) + u64::from(len);
+        if src_end > items.len() as u64 {
+            return Err(trap(TrapKind::TableOutOfBounds));
+        }
+        let t = table_index(instance, table).map_err(trap)?;
+        let size = store.tables.get(t).map_or(0, |st| st.table.size());
+        if !in_bounds(dst, len, size.into()) {
+            return Err(trap(TrapKind::TableOutOfBounds));
+        }
+        let items: *const [ConstExpr] = &items[src as usize..src_end as usize];
+        (t as u32, items)
+    };
+    let mut done = 0;
+    loop {
+        let n = next_chunk(len, done, TABLE_CHUNK);
+        {
+            // SAFETY: forwarded; the references end with this block.
+            let (store, instance) = unsafe { context(vmctx) };
+            // SAFETY: the items live in the module (see above).
+            let items = unsafe { &*items };
+            let chunk = &items[done as usize..(done + n) as usize];
+            write_table_items(store, instance, t, dst + done, chunk).map_err(trap)?;
+        }
+        done += n;
+        if done == len {
+            return Ok(());
+        }
+        // SAFETY: forwarded; no reference into the store is live.
+        unsafe { epoch_point(vmctx) }?;
+    }
 }
 
 /// `table.init`.
@@ -439,7 +761,7 @@ unsafe extern "C" fn table_init_libcall(
     // SAFETY: compiled code passes its own VMContext.
     let result = unsafe { table_init_impl(vmctx, table, elem, dst, src, len) };
     // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_trap(result) }
+    unsafe { value_or_unwind(result) }
 }
 
 /// `elem.drop`.
@@ -470,9 +792,7 @@ unsafe extern "C" fn epoch_deadline_reached(vmctx: *mut VMContext) {
 /// # Safety
 ///
 /// `vmctx` must be the VMContext of the calling instance (see [`context`]).
-unsafe fn epoch_deadline_impl(
-    vmctx: *mut VMContext,
-) -> Result<(), crate::trap_handling::UnwindReason> {
+unsafe fn epoch_deadline_impl(vmctx: *mut VMContext) -> Result<(), UnwindReason> {
     let base = vmctx.cast::<u8>();
     // SAFETY: the header fields were written at instantiation; reading the
     // store's fields through the raw pointer creates no reference.
@@ -529,7 +849,7 @@ unsafe fn host_call_impl(
     caller_vmctx: *mut VMContext,
     values: *mut ValRaw,
     len: u32,
-) -> Result<(), crate::trap_handling::UnwindReason> {
+) -> Result<(), UnwindReason> {
     let base = caller_vmctx.cast::<u8>();
     // SAFETY: the header fields were written at instantiation; reading the
     // store's fields through the raw pointer creates no reference.
@@ -550,11 +870,8 @@ unsafe fn host_call_impl(
             (*host_ctx).host_func,
         )
     };
-    let store = NonNull::new(store).ok_or_else(|| {
-        crate::trap_handling::UnwindReason::Trap(crate::trap::Trap::host(
-            "host call without a store",
-        ))
-    })?;
+    let store = NonNull::new(store)
+        .ok_or_else(|| UnwindReason::Trap(crate::trap::Trap::host("host call without a store")))?;
     // SAFETY: `shim` was installed for the store's `T`; wasm is running on
     // the store's behalf so no Rust reference to it is in use.
     unsafe { shim(store, index, Some(caller), values, len as usize) }

@@ -9,7 +9,10 @@
 //!    is an [`Error::Link`] naming `module::name`.
 //! 2. Allocate everything that can fail for lack of resources — defined
 //!    memories, defined tables, the VMContext — before the store is touched,
-//!    so a resource error leaves no trace. All three come from the engine's
+//!    so a resource error leaves no trace. A defined memory or table whose
+//!    minimum is above the engine's or the store's limit
+//!    ([`StoreLimits`](crate::store::StoreLimits)) is an
+//!    [`Error::Resource`] naming that limit. All three come from the engine's
 //!    [`pool`]s and count against its `PoolingConfig` limits;
 //!    in steady state this makes no system call.
 //! 3. Commit to the store: memories, tables and globals get store entries
@@ -335,6 +338,61 @@ pub(crate) fn eval_const(
     }
 }
 
+/// The items of element segment `elem` of `instance`: none once dropped
+/// (or if there is no such segment).
+pub(crate) fn elem_items(instance: &InstanceData, elem: u32) -> &[ConstExpr] {
+    let dropped = instance
+        .dropped_elems
+        .get(elem as usize)
+        .copied()
+        .unwrap_or(true);
+    match instance.module.info().elems.get(elem as usize) {
+        Some(seg) if !dropped => &seg.items,
+        _ => &[],
+    }
+}
+
+/// The bytes of data segment `data` of `instance`: none once dropped (or
+/// if there is no such segment).
+pub(crate) fn data_bytes(instance: &InstanceData, data: u32) -> &[u8] {
+    let dropped = instance
+        .dropped_data
+        .get(data as usize)
+        .copied()
+        .unwrap_or(true);
+    if dropped {
+        return &[];
+    }
+    let info = instance.module.info();
+    info.data
+        .get(data as usize)
+        .and_then(|seg| info.data_bytes.get(seg.range.clone()))
+        .unwrap_or(&[])
+}
+
+/// Writes `items`, evaluated in `instance`, to table `table` (a store index)
+/// at `dst`; a bounds trap, before any write, if they do not fit.
+pub(crate) fn write_table_items(
+    store: &mut StoreOpaque,
+    instance: &InstanceData,
+    table: u32,
+    dst: u32,
+    items: &[ConstExpr],
+) -> Result<(), TrapKind> {
+    let StoreOpaque {
+        tables, globals, ..
+    } = store;
+    let table = tables
+        .get_mut(table as usize)
+        .ok_or(TrapKind::TableOutOfBounds)?;
+    let len = u32::try_from(items.len()).map_err(|_| TrapKind::TableOutOfBounds)?;
+    let slots = table.table.slice_mut(dst, len)?;
+    for (slot, item) in slots.iter_mut().zip(items) {
+        *slot = eval_const(globals, instance, item);
+    }
+    Ok(())
+}
+
 /// `table.init`: copies `len` items of element segment `elem` from `src`
 /// to table `table` (a store index) at `dst`, after checking both ranges.
 pub(crate) fn table_init(
@@ -346,36 +404,57 @@ pub(crate) fn table_init(
     src: u32,
     len: u32,
 ) -> Result<(), TrapKind> {
-    let info = instance.module.info();
-    let items: &[ConstExpr] = match info.elems.get(elem as usize) {
-        Some(_)
-            if instance
-                .dropped_elems
-                .get(elem as usize)
-                .copied()
-                .unwrap_or(true) =>
-        {
-            &[]
-        }
-        Some(seg) => &seg.items,
-        None => &[],
-    };
+    let items = elem_items(instance, elem);
     let src_end = u64::from(src) + u64::from(len);
     if src_end > items.len() as u64 {
         return Err(TrapKind::TableOutOfBounds);
     }
-    let items = &items[src as usize..src_end as usize];
-    let StoreOpaque {
-        tables, globals, ..
-    } = store;
-    let table = tables
-        .get_mut(table as usize)
-        .ok_or(TrapKind::TableOutOfBounds)?;
-    let slots = table.table.slice_mut(dst, len)?;
-    for (slot, item) in slots.iter_mut().zip(items) {
-        *slot = eval_const(globals, instance, item);
+    write_table_items(
+        store,
+        instance,
+        table,
+        dst,
+        &items[src as usize..src_end as usize],
+    )
+}
+
+/// The bounds check of `memory.init`: the source, `len` bytes of data
+/// segment `data` at `src`, and the destination, `len` bytes of memory
+/// `memory` (a store index) at `dst`, as raw pointers, if both ranges are
+/// in bounds.
+///
+/// The source lives in the instance's module and the destination in a
+/// linear memory, whose base never moves and whose size never shrinks:
+/// both pointers stay valid, and the ranges in bounds, as long as the store
+/// lives, even across an epoch callback (which may `data.drop` the segment
+/// or grow the memory, neither of which frees or moves anything).
+pub(crate) fn memory_init_range(
+    store: &StoreOpaque,
+    instance: &InstanceData,
+    memory: u32,
+    data: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> Result<(*const u8, *mut u8), TrapKind> {
+    let bytes = data_bytes(instance, data);
+    let src_end = u64::from(src) + u64::from(len);
+    if src_end > bytes.len() as u64 {
+        return Err(TrapKind::MemoryOutOfBounds);
     }
-    Ok(())
+    let memory = store
+        .memories
+        .get(memory as usize)
+        .ok_or(TrapKind::MemoryOutOfBounds)?;
+    let dst_end = u64::from(dst) + u64::from(len);
+    if dst_end > memory.memory.byte_size() as u64 {
+        return Err(TrapKind::MemoryOutOfBounds);
+    }
+    // `src` and `dst` are in bounds of the segment and of the memory.
+    Ok((
+        bytes[src as usize..].as_ptr(),
+        memory.memory.base().wrapping_add(dst as usize),
+    ))
 }
 
 /// `memory.init`: copies `len` bytes of data segment `data` from `src` to
@@ -389,42 +468,11 @@ pub(crate) fn memory_init(
     src: u32,
     len: u32,
 ) -> Result<(), TrapKind> {
-    let info = instance.module.info();
-    let bytes: &[u8] = if instance
-        .dropped_data
-        .get(data as usize)
-        .copied()
-        .unwrap_or(true)
-    {
-        &[]
-    } else {
-        info.data
-            .get(data as usize)
-            .and_then(|seg| info.data_bytes.get(seg.range.clone()))
-            .unwrap_or(&[])
-    };
-    let src_end = u64::from(src) + u64::from(len);
-    if src_end > bytes.len() as u64 {
-        return Err(TrapKind::MemoryOutOfBounds);
-    }
-    let memory = store
-        .memories
-        .get(memory as usize)
-        .ok_or(TrapKind::MemoryOutOfBounds)?;
-    let dst_end = u64::from(dst) + u64::from(len);
-    if dst_end > memory.memory.byte_size() as u64 {
-        return Err(TrapKind::MemoryOutOfBounds);
-    }
-    // SAFETY: `dst..dst+len` is inside the accessible part of the memory
-    // (checked above) and `bytes[src..src+len]` inside the segment; the
+    let (from, to) = memory_init_range(store, instance, memory, data, dst, src, len)?;
+    // SAFETY: `memory_init_range` checked that `len` bytes at `from` lie in
+    // the segment and at `to` in the accessible part of the memory; the
     // segment lives in the module, never inside a linear memory.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr().add(src as usize),
-            memory.memory.base().add(dst as usize),
-            len as usize,
-        )
-    };
+    unsafe { std::ptr::copy_nonoverlapping(from, to, len as usize) };
     Ok(())
 }
 
@@ -454,15 +502,18 @@ pub(crate) fn instantiate<T>(
 
     // Step 2: everything that can fail for lack of resources, from the
     // engine's pools (given back by their destructors if a later one fails).
+    // Their maxima are capped by the engine's configuration and the store's
+    // limits; a minimum above either is an error naming it.
     let config = store.engine().config();
     let pools = store.engine().pools();
+    let limits = store.resource_limits();
     let defined_memories = info.memories[info.num_imported_memories as usize..]
         .iter()
-        .map(|ty| LinearMemory::from_pool(ty, config, pools))
+        .map(|ty| LinearMemory::from_pool(ty, config, limits.max_memory_pages, pools))
         .collect::<Result<Vec<_>>>()?;
     let defined_tables = info.tables[info.num_imported_tables as usize..]
         .iter()
-        .map(|ty| TableStorage::from_pool(ty, 0, config, pools))
+        .map(|ty| TableStorage::from_pool(ty, 0, config, limits.max_table_elements, pools))
         .collect::<Result<Vec<_>>>()?;
     let vmctx = VMContextAlloc::new(offsets.size() as usize, pools)?;
 

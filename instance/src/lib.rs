@@ -82,5 +82,5 @@ pub use instance::Instance;
 pub use linker::{InstancePre, Linker};
 pub use module::Module;
 pub use pool::OsCalls;
-pub use store::{AsContext, AsContextMut, Store, UpdateDeadline};
+pub use store::{AsContext, AsContextMut, Store, StoreLimits, UpdateDeadline};
 pub use typed_func::{TypedFunc, WasmParams, WasmResults, WasmTy};

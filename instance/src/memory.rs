@@ -23,6 +23,27 @@
 //! the memory copies it into the memory's [`VMMemoryDefinition`] after every
 //! grow.
 //!
+//! # Limits
+//!
+//! A memory's maximum is its declared maximum capped by
+//! [`Config::max_memory_pages`], by the 32-bit index space, and (for
+//! memories defined by instances) by the store's
+//! [`StoreLimits`](crate::store::StoreLimits) in force when it was created:
+//! an error naming the limit if its minimum is above one of them. The
+//! maximum picks the size class of a `Checked` memory's slot, so a store
+//! limit set before instantiation also makes its memories denser. The
+//! store's limit can be lowered later ([`set_limit`](LinearMemory::set_limit));
+//! a grow past the lower of the two fails.
+//!
+//! # Why growing needs no epoch checks
+//!
+//! Growing never writes the new pages: a `Checked` slot is accessible (and
+//! zero) throughout already, and a `Guarded` memory or a host-created one
+//! only changes the protection of the new range (one `mprotect`, whose cost
+//! does not depend on how many pages it covers being touched). The kernel
+//! zero-fills pages when wasm first touches them. So unlike the bulk
+//! operations, `memory.grow` cannot run past a timeslice, whatever its size.
+//!
 //! # Where the address space comes from
 //!
 //! - Memories defined by instances come from the engine's
@@ -167,8 +188,11 @@ pub(crate) struct LinearMemory {
     /// The declared type (its minimum is the initial size).
     ty: MemoryType,
     /// The most pages `grow` may reach: the declared maximum, capped by
-    /// the configuration and the 32-bit index space.
+    /// the configuration, the 32-bit index space and the store's limit at
+    /// creation.
     max_pages: u64,
+    /// The store's current limit (see [`set_limit`](Self::set_limit)).
+    limit: u64,
 }
 
 // SAFETY: the memory exclusively owns its slot or mapping; the pools it
@@ -178,28 +202,39 @@ unsafe impl Send for LinearMemory {}
 unsafe impl Sync for LinearMemory {}
 
 impl LinearMemory {
-    /// The effective maximum of a memory of type `ty`, or an error if its
-    /// minimum is above it.
-    fn effective_max_pages(ty: &MemoryType, config: &Config) -> Result<u64> {
-        let max_pages = ty
-            .maximum
-            .unwrap_or(MAX_WASM_PAGES)
-            .min(config.max_memory_pages)
-            .min(MAX_WASM_PAGES);
-        if ty.minimum > max_pages {
+    /// The effective maximum of a memory of type `ty`, or an error naming
+    /// the limit its minimum is above.
+    pub(crate) fn effective_max_pages(
+        ty: &MemoryType,
+        config: &Config,
+        store_limit: u64,
+    ) -> Result<u64> {
+        let engine_limit = config.max_memory_pages.min(MAX_WASM_PAGES);
+        if ty.minimum > engine_limit {
             return Err(Error::Resource(format!(
-                "a memory of {} pages needs more than the limit of {max_pages} pages \
+                "a memory of {} pages needs more than the limit of {engine_limit} pages \
                  (raise Config::max_memory_pages, currently {})",
                 ty.minimum, config.max_memory_pages
             )));
         }
-        Ok(max_pages)
+        if ty.minimum > store_limit {
+            return Err(Error::Resource(format!(
+                "a memory of {} pages needs more than the store's limit of {store_limit} pages \
+                 (StoreLimits::max_memory_pages)",
+                ty.minimum
+            )));
+        }
+        Ok(ty
+            .maximum
+            .unwrap_or(MAX_WASM_PAGES)
+            .min(engine_limit)
+            .min(store_limit))
     }
 
     /// A memory of `ty.minimum` zeroed pages with its own mapping, laid out
     /// for `config`'s strategy (host-created memories).
     pub(crate) fn new(ty: &MemoryType, config: &Config) -> Result<LinearMemory> {
-        let max_pages = Self::effective_max_pages(ty, config)?;
+        let max_pages = Self::effective_max_pages(ty, config, u64::MAX)?;
         let reservation = match config.memory_strategy {
             MemoryStrategy::Guarded => GUARDED_RESERVATION,
             // `max_pages <= 65536`, so this cannot overflow.
@@ -214,17 +249,21 @@ impl LinearMemory {
             byte_size,
             ty: *ty,
             max_pages,
+            limit: u64::MAX,
         })
     }
 
     /// A memory of `ty.minimum` zeroed pages in a slot of `pools` (memories
-    /// defined by instances). `pools` must be `config`'s engine's.
+    /// defined by instances), whose maximum is also capped by `store_limit`
+    /// (the store's [`StoreLimits`](crate::store::StoreLimits)). `pools`
+    /// must be `config`'s engine's.
     pub(crate) fn from_pool(
         ty: &MemoryType,
         config: &Config,
+        store_limit: u64,
         pools: &Arc<Pools>,
     ) -> Result<LinearMemory> {
-        let max_pages = Self::effective_max_pages(ty, config)?;
+        let max_pages = Self::effective_max_pages(ty, config, store_limit)?;
         let byte_size = (ty.minimum * WASM_PAGE_SIZE) as usize;
         let backing = match pools.memory_class(max_pages) {
             None => Backing::Empty,
@@ -246,6 +285,7 @@ impl LinearMemory {
             byte_size,
             ty: *ty,
             max_pages,
+            limit: u64::MAX,
         })
     }
 
@@ -268,9 +308,14 @@ impl LinearMemory {
         self.byte_size as u64 / WASM_PAGE_SIZE
     }
 
-    /// The most pages this memory may grow to.
+    /// The most pages this memory may grow to now.
     pub(crate) fn max_pages(&self) -> u64 {
-        self.max_pages
+        self.max_pages.min(self.limit)
+    }
+
+    /// Caps growth at `pages` (the store's current limit).
+    pub(crate) fn set_limit(&mut self, pages: u64) {
+        self.limit = pages;
     }
 
     /// The memory's type as an import sees it: the current size as the
@@ -289,7 +334,8 @@ impl LinearMemory {
     pub(crate) fn grow(&mut self, delta: u64) -> Option<u64> {
         let old = self.pages();
         let new = old.checked_add(delta)?;
-        if new > self.max_pages {
+        // Growing by 0 succeeds even above a limit lowered since.
+        if delta > 0 && new > self.max_pages() {
             return None;
         }
         let new_bytes = (new * WASM_PAGE_SIZE) as usize;
@@ -448,7 +494,7 @@ mod tests {
                 minimum: 1,
                 maximum: Some(3),
             };
-            let mut mem = LinearMemory::from_pool(&ty, &config, &pools).expect("memory");
+            let mut mem = LinearMemory::from_pool(&ty, &config, u64::MAX, &pools).expect("memory");
             let base = mem.base();
             let before = pool::OsCalls::thread();
             assert_eq!(mem.grow(2), Some(1));
@@ -466,7 +512,7 @@ mod tests {
             bytes[3 * WASM_PAGE_SIZE as usize - 1] = 7;
             drop(mem);
             // The slot comes back zeroed, with the initial size accessible.
-            let mem = LinearMemory::from_pool(&ty, &config, &pools).expect("memory");
+            let mem = LinearMemory::from_pool(&ty, &config, u64::MAX, &pools).expect("memory");
             assert_eq!(mem.base(), base, "the warm slot is reused");
             assert_eq!(mem.byte_size(), WASM_PAGE_SIZE as usize);
         }
@@ -477,7 +523,7 @@ mod tests {
             minimum: 0,
             maximum: Some(0),
         };
-        let mut mem = LinearMemory::from_pool(&ty, &config, &pools).expect("memory");
+        let mut mem = LinearMemory::from_pool(&ty, &config, u64::MAX, &pools).expect("memory");
         assert_eq!(mem.grow(0), Some(0));
         assert_eq!(mem.grow(1), None);
     }
@@ -492,6 +538,36 @@ mod tests {
             &config(MemoryStrategy::Checked, 5),
         )
         .expect_err("too big");
-        assert!(err.to_string().contains("max_memory_pages"), "{err}");
+        assert!(
+            err.to_string().contains("Config::max_memory_pages"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn store_limit_caps_the_maximum_and_growth() {
+        let config = config(MemoryStrategy::Checked, 100);
+        let ty = |minimum, maximum| MemoryType { minimum, maximum };
+        let err = LinearMemory::effective_max_pages(&ty(6, None), &config, 5).expect_err("big");
+        assert!(
+            err.to_string().contains("StoreLimits::max_memory_pages"),
+            "{err}"
+        );
+        let max = |t: MemoryType, limit| LinearMemory::effective_max_pages(&t, &config, limit).ok();
+        assert_eq!(max(ty(5, None), 5), Some(5));
+        assert_eq!(max(ty(5, Some(7)), 50), Some(7));
+        assert_eq!(max(ty(5, None), 500), Some(100));
+
+        let pools = Pools::new(MemoryStrategy::Checked, &config.pooling);
+        let mut mem = LinearMemory::from_pool(&ty(1, None), &config, 3, &pools).expect("memory");
+        assert_eq!(mem.max_pages(), 3);
+        assert_eq!(mem.grow(3), None);
+        assert_eq!(mem.grow(1), Some(1));
+        mem.set_limit(2);
+        assert_eq!(mem.grow(1), None);
+        assert_eq!(mem.grow(0), Some(2));
+        mem.set_limit(u64::MAX);
+        assert_eq!(mem.grow(1), Some(2), "the limit at creation still holds");
+        assert_eq!(mem.grow(1), None);
     }
 }

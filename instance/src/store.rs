@@ -38,6 +38,16 @@
 //! suspend the green thread, sets the next deadline, or returns a trap that
 //! the libcall raises. See [`Store::epoch_deadline_callback`].
 //!
+//! # Resource limits
+//!
+//! [`Store::limiter`] sets [`StoreLimits`]: the most pages any memory and
+//! the most elements any table of this store may have, on top of the
+//! engine's [`Config`](crate::Config) limits (the lower one wins). They let
+//! one engine run instances under different contracts. Instantiation
+//! refuses a defined memory or table whose minimum is above them
+//! ([`Error::Resource`] naming the limit); `memory.grow` and `table.grow`
+//! past them fail (return -1), as the spec allows.
+//!
 //! # Host calls
 //!
 //! Compiled code reaches a host function through the `HostCall` libcall,
@@ -225,10 +235,16 @@ impl StoreTable {
     /// Grows and updates the definition. Returns the old size.
     pub(crate) fn grow(&mut self, delta: u32, init: ValRaw) -> Option<u32> {
         let old = self.table.grow(delta, init)?;
+        self.sync_definition();
+        Some(old)
+    }
+
+    /// Copies the table's base and size into its definition (after a grow,
+    /// or a step of one, that may have moved or resized the buffer).
+    pub(crate) fn sync_definition(&mut self) {
         let vm = self.table.vmtable();
         // SAFETY: as in `StoreMemory::grow`.
         unsafe { self.def.as_ptr().write(vm) };
-        Some(old)
     }
 }
 
@@ -284,6 +300,30 @@ pub enum UpdateDeadline {
 /// [`Store::epoch_deadline_callback`]).
 pub(crate) type EpochCallback<T> = dyn FnMut(Caller<'_, T>) -> Result<UpdateDeadline, Trap> + Send;
 
+/// Per-store resource limits (see [`Store::limiter`]). The default limits
+/// nothing beyond the engine's [`Config`](crate::Config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StoreLimits {
+    /// The most wasm pages any linear memory of the store may have.
+    pub max_memory_pages: u64,
+    /// The most elements any table of the store may have.
+    pub max_table_elements: u32,
+}
+
+impl StoreLimits {
+    /// No limit beyond the engine's configuration.
+    pub const UNLIMITED: StoreLimits = StoreLimits {
+        max_memory_pages: u64::MAX,
+        max_table_elements: u32::MAX,
+    };
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits::UNLIMITED
+    }
+}
+
 /// The part of a store that does not depend on `T`: what libcalls and the
 /// host-call path see.
 #[doc(hidden)]
@@ -311,6 +351,8 @@ pub struct StoreOpaque {
     pub(crate) host_call: HostCallShim,
     /// Set while the store has an epoch deadline callback.
     pub(crate) epoch_shim: Option<EpochShim>,
+    /// See [`Store::limiter`].
+    resource_limits: StoreLimits,
 }
 
 impl Drop for StoreOpaque {
@@ -376,6 +418,7 @@ impl<T> Store<T> {
                 modules: Vec::new(),
                 host_call: crate::func::host_call_shim::<T>,
                 epoch_shim: None,
+                resource_limits: StoreLimits::UNLIMITED,
             },
             host_closures: Vec::new(),
             linker_funcs: AddrMap::default(),
@@ -444,6 +487,39 @@ impl<T> Store<T> {
         let inner = self.inner_mut();
         inner.epoch_callback = Some(Box::new(callback));
         inner.opaque.epoch_shim = Some(epoch_callback_shim::<T>);
+    }
+
+    /// Limits every linear memory and table of this store, on top of the
+    /// engine's [`Config`](crate::Config) limits (the lower one applies):
+    ///
+    /// - instantiation fails with [`Error::Resource`], naming the limit, if
+    ///   a memory or table the module defines has a minimum above it;
+    /// - `memory.grow` / `table.grow` (from wasm, or the host's
+    ///   [`Memory::grow`](crate::Memory::grow) /
+    ///   [`Table::grow`](crate::Table::grow)) past it fail: wasm sees -1,
+    ///   as the spec allows.
+    ///
+    /// Set the limits before instantiating: the maximum of a memory also
+    /// picks the size of its slot (`Checked` memories), so a memory created
+    /// under a limit never grows past it, even if a later call raises the
+    /// limit. A later call that lowers it applies to existing memories and
+    /// tables too (their next grow); ones already larger keep their size.
+    /// Memories and tables the host creates (`Memory::new`, `Table::new`)
+    /// are not refused for their minimum, but cannot grow past the limit.
+    pub fn limiter(&mut self, limits: StoreLimits) {
+        let opaque = &mut self.inner_mut().opaque;
+        opaque.resource_limits = limits;
+        for memory in &mut opaque.memories {
+            memory.memory.set_limit(limits.max_memory_pages);
+        }
+        for table in &mut opaque.tables {
+            table.table.set_limit(limits.max_table_elements);
+        }
+    }
+
+    /// The limits set by [`limiter`](Self::limiter) (unlimited by default).
+    pub fn limits(&self) -> StoreLimits {
+        self.inner().opaque.resource_limits
     }
 
     /// Removes the epoch deadline callback: the default behaviour again.
@@ -606,13 +682,20 @@ impl StoreOpaque {
 
     // ---- memories, tables, globals --------------------------------------
 
+    /// The store's resource limits (see [`Store::limiter`]).
+    pub(crate) fn resource_limits(&self) -> StoreLimits {
+        self.resource_limits
+    }
+
     /// Adds a memory whose definition lives at `def` (inside a VMContext),
     /// or in a new heap block if `def` is `None`. Writes the definition.
+    /// The memory grows no further than the store's limit.
     pub(crate) fn push_memory(
         &mut self,
-        memory: LinearMemory,
+        mut memory: LinearMemory,
         def: Option<NonNull<VMMemoryDefinition>>,
     ) -> u32 {
+        memory.set_limit(self.resource_limits.max_memory_pages);
         let vm = memory.vmmemory();
         let (def, owned) = match def {
             Some(def) => (def, None),
@@ -648,6 +731,7 @@ impl StoreOpaque {
         mut table: TableStorage,
         def: Option<NonNull<VMTableDefinition>>,
     ) -> u32 {
+        table.set_limit(self.resource_limits.max_table_elements);
         let vm = table.vmtable();
         let (def, owned) = match def {
             Some(def) => (def, None),

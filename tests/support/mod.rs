@@ -1,7 +1,8 @@
 //! The spec-suite runner behind `tests/spec.rs`, one concept per file:
 //!
-//! - `driver`: which scripts under which strategies, child processes,
+//! - `driver`: which scripts under which configurations, child processes,
 //!   parallelism, the printed summary;
+//! - `configs`: the configurations (memory strategy, epoch checks);
 //! - `wast_runner`: runs one `.wast` script's directives on one engine;
 //! - `spectest`: the `spectest` host module;
 //! - `values`: script literals ↔ `Val`, result patterns (NaN included);
@@ -9,6 +10,7 @@
 //! - `report`: outcomes, and the child → parent line protocol;
 //! - `panics`: a panic hook that turns panics into failure messages.
 
+pub mod configs;
 pub mod driver;
 pub mod panics;
 pub mod report;

@@ -6,8 +6,8 @@
 //! ```text
 //! #at <line>:<col> <directive>     before each directive
 //! #ok                              the directive passed
-//! FAIL <file>:<line>:<col> [<strategy>] <directive>: <why>   it failed
-//! INFO <file>:<line>:<col> [<strategy>] <directive>: <note>  (verbose only)
+//! FAIL <file>:<line>:<col> [<config>] <directive>: <why>   it failed
+//! INFO <file>:<line>:<col> [<config>] <directive>: <note>  (verbose only)
 //! #done <passed> <failed>          the script ran to its end
 //! ```
 //!
@@ -38,22 +38,23 @@ pub trait Reporter {
     fn info(&mut self, note: &str);
 }
 
-/// Which script under which strategy: the prefix of every line.
+/// Which script under which configuration: the prefix of every line.
 #[derive(Clone, Debug)]
 pub struct JobName {
     pub file: String,
-    pub strategy: &'static str,
+    /// The configuration's name (see `configs.rs`).
+    pub config: &'static str,
 }
 
 impl JobName {
-    /// `<tag> <file>:<line>:<col> [<strategy>] <directive>: <text>`, on one line.
+    /// `<tag> <file>:<line>:<col> [<config>] <directive>: <text>`, on one line.
     pub fn line(&self, tag: &str, at: Position, text: &str) -> String {
         format!(
             "{tag} {}:{}:{} [{}] {}: {}",
             self.file,
             at.line,
             at.col,
-            self.strategy,
+            self.config,
             at.directive,
             one_line(text)
         )
@@ -65,7 +66,7 @@ pub fn one_line(text: &str) -> String {
     text.trim_end().replace('\n', " | ")
 }
 
-/// The result of running one script under one strategy.
+/// The result of running one script under one configuration.
 #[derive(Debug)]
 pub struct JobResult {
     pub name: JobName,
@@ -267,7 +268,7 @@ pub fn from_child(
     result.failed += 1;
     result.failures.push(format!(
         "FAIL {}:{} [{}] {}: {why}",
-        result.name.file, position, result.name.strategy, directive
+        result.name.file, position, result.name.config, directive
     ));
     // Show what the process said last: panics, signal-handler messages.
     let tail: Vec<&String> = stray.iter().chain(stderr).collect();

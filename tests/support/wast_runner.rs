@@ -6,6 +6,7 @@
 //! (with why). A panic inside a directive is caught and is a failure of that
 //! directive; the script goes on with the next one.
 
+use crate::support::configs::SpecConfig;
 use crate::support::report::{Position, Reporter};
 use crate::support::{spectest, traps, values};
 use shoal_instance::{Engine, Error, Instance, Linker, Module, Store, Val};
@@ -46,6 +47,12 @@ pub fn run_script(engine: &Engine, text: &str, poisoned: &Poisoned, reporter: &m
         for directive in directives {
             runner.run(text, directive, poisoned, reporter);
         }
+        if let Some(calls) = &runner.epoch_calls {
+            reporter.info(&format!(
+                "the epoch deadline callback ran {} times in this script",
+                calls.load(std::sync::atomic::Ordering::Relaxed)
+            ));
+        }
         Ok(())
     });
     if let Err(why) = parsed {
@@ -74,6 +81,8 @@ struct ScriptRunner {
     /// `module definition`s, by name, and the most recent one.
     definitions: HashMap<String, Module>,
     last_definition: Option<Module>,
+    /// How often the epoch deadline callback ran (epoch configurations).
+    epoch_calls: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// An `Err` of a directive: why it failed.
@@ -82,6 +91,7 @@ type Outcome = Result<(), String>;
 impl ScriptRunner {
     fn new(engine: &Engine) -> Result<ScriptRunner, String> {
         let mut store = Store::new(engine, ());
+        let epoch_calls = SpecConfig::setup_store(engine, &mut store);
         let mut linker = Linker::new(engine);
         spectest::define(&mut linker, &mut store)
             .map_err(|e| format!("cannot define the spectest module: {e}"))?;
@@ -93,6 +103,7 @@ impl ScriptRunner {
             named: HashMap::new(),
             definitions: HashMap::new(),
             last_definition: None,
+            epoch_calls,
         })
     }
 
