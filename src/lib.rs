@@ -9,3 +9,8 @@ pub use shoal_instance::*;
 pub use shoal_scheduler as scheduler;
 pub mod contract;
 pub use contract::{Contract, ContractViolation, ImportPattern};
+pub mod wasi;
+pub mod runtime;
+pub use runtime::{
+    InstanceTemplate, JoinHandle, RunError, Runtime, RuntimeBuilder, SpawnError, TypedTemplate,
+};

@@ -1,0 +1,235 @@
+//! Bounds-checked access to the guest's linear memory.
+//!
+//! Every pointer and length a guest passes is untrusted. [`GuestMemory`]
+//! wraps the memory's bytes and turns each access that does not fit into
+//! [`Errno::Fault`] (the guest gets `EFAULT`); nothing here can panic or
+//! touch host memory outside the slice. An instance that exports no
+//! `"memory"` gets an empty one: every pointer faults.
+
+use super::abi::IOVEC_SIZE;
+use super::errno::Errno;
+
+/// The guest's linear memory during one call.
+pub struct GuestMemory<'a> {
+    bytes: &'a mut [u8],
+}
+
+/// One `iovec`: a guest buffer, already checked to lie inside memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoVec {
+    pub ptr: u32,
+    pub len: u32,
+}
+
+/// A list of checked iovecs: a few inline (the common case of one or two
+/// buffers per call allocates nothing), more on the heap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoVecs {
+    inline: [IoVec; IoVecs::INLINE],
+    len: usize,
+    /// Used instead of `inline` once there are more than `INLINE`.
+    heap: Option<Vec<IoVec>>,
+}
+
+impl IoVecs {
+    /// How many iovecs are kept without allocating.
+    pub const INLINE: usize = 8;
+
+    fn new(count: usize) -> IoVecs {
+        IoVecs {
+            inline: [IoVec { ptr: 0, len: 0 }; IoVecs::INLINE],
+            len: 0,
+            heap: (count > IoVecs::INLINE).then(|| Vec::with_capacity(count)),
+        }
+    }
+
+    fn push(&mut self, iov: IoVec) {
+        if self.heap.is_none() && self.len == IoVecs::INLINE {
+            self.heap = Some(self.inline.to_vec());
+        }
+        match (&mut self.heap, self.inline.get_mut(self.len)) {
+            (Some(heap), _) => heap.push(iov),
+            (None, Some(slot)) => {
+                *slot = iov;
+                self.len += 1;
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+impl std::ops::Deref for IoVecs {
+    type Target = [IoVec];
+    fn deref(&self) -> &[IoVec] {
+        match &self.heap {
+            Some(heap) => heap,
+            None => &self.inline[..self.len],
+        }
+    }
+}
+
+impl<'a> GuestMemory<'a> {
+    pub fn new(bytes: &'a mut [u8]) -> Self {
+        GuestMemory { bytes }
+    }
+
+    /// The memory's size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the memory is empty (no memory export).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn range(&self, ptr: u32, len: u32) -> Result<std::ops::Range<usize>, Errno> {
+        let start = ptr as usize;
+        let end = start.checked_add(len as usize).ok_or(Errno::Fault)?;
+        if end > self.bytes.len() {
+            return Err(Errno::Fault);
+        }
+        Ok(start..end)
+    }
+
+    /// `len` bytes at `ptr`.
+    pub fn slice(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
+        let range = self.range(ptr, len)?;
+        Ok(&self.bytes[range])
+    }
+
+    /// `len` bytes at `ptr`, writable.
+    pub fn slice_mut(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], Errno> {
+        let range = self.range(ptr, len)?;
+        Ok(&mut self.bytes[range])
+    }
+
+    /// Copies `data` to `ptr`.
+    pub fn write(&mut self, ptr: u32, data: &[u8]) -> Result<(), Errno> {
+        let len = u32::try_from(data.len()).map_err(|_| Errno::Fault)?;
+        self.slice_mut(ptr, len)?.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read_array<const N: usize>(&self, ptr: u32) -> Result<[u8; N], Errno> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.slice(ptr, N as u32)?);
+        Ok(out)
+    }
+
+    pub fn read_u32(&self, ptr: u32) -> Result<u32, Errno> {
+        self.read_array::<4>(ptr).map(u32::from_le_bytes)
+    }
+
+    pub fn read_u64(&self, ptr: u32) -> Result<u64, Errno> {
+        self.read_array::<8>(ptr).map(u64::from_le_bytes)
+    }
+
+    /// The 48 bytes at `ptr` (a `subscription`).
+    pub fn read_48(&self, ptr: u32) -> Result<[u8; 48], Errno> {
+        self.read_array::<48>(ptr)
+    }
+
+    pub fn write_u8(&mut self, ptr: u32, value: u8) -> Result<(), Errno> {
+        self.write(ptr, &[value])
+    }
+
+    pub fn write_u16(&mut self, ptr: u32, value: u16) -> Result<(), Errno> {
+        self.write(ptr, &value.to_le_bytes())
+    }
+
+    pub fn write_u32(&mut self, ptr: u32, value: u32) -> Result<(), Errno> {
+        self.write(ptr, &value.to_le_bytes())
+    }
+
+    pub fn write_u64(&mut self, ptr: u32, value: u64) -> Result<(), Errno> {
+        self.write(ptr, &value.to_le_bytes())
+    }
+
+    /// The `count` iovecs at `ptr`, each checked to lie inside memory
+    /// before any I/O happens (so a bad one fails the call with nothing
+    /// consumed or written). Up to [`IoVecs::INLINE`] of them need no
+    /// allocation.
+    pub fn iovecs(&self, ptr: u32, count: u32) -> Result<IoVecs, Errno> {
+        let table_len = count.checked_mul(IOVEC_SIZE).ok_or(Errno::Fault)?;
+        let table = self.slice(ptr, table_len)?;
+        let mut out = IoVecs::new(count as usize);
+        for raw in table.chunks_exact(IOVEC_SIZE as usize) {
+            let ptr = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+            let len = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
+            self.range(ptr, len)?;
+            out.push(IoVec { ptr, len });
+        }
+        Ok(out)
+    }
+
+    /// A guest path: `len` bytes at `ptr`, as a host path. Paths are byte
+    /// strings on the host, so any bytes but NUL are accepted (a NUL is
+    /// `EINVAL`, as the host could not represent it).
+    pub fn path(&self, ptr: u32, len: u32) -> Result<std::path::PathBuf, Errno> {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = self.slice(ptr, len)?;
+        if bytes.contains(&0) {
+            return Err(Errno::Inval);
+        }
+        Ok(std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)).to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_bounds_is_fault() {
+        let mut bytes = vec![0u8; 16];
+        let mut mem = GuestMemory::new(&mut bytes);
+        assert_eq!(mem.read_u32(12), Ok(0));
+        assert_eq!(mem.read_u32(13), Err(Errno::Fault));
+        assert_eq!(mem.read_u64(u32::MAX), Err(Errno::Fault));
+        assert_eq!(mem.write_u32(u32::MAX - 1, 1), Err(Errno::Fault));
+        assert_eq!(mem.slice(16, 0).map(|s| s.len()), Ok(0));
+        assert_eq!(mem.slice(17, 0).map(|s| s.len()), Err(Errno::Fault));
+        assert!(mem.iovecs(0, u32::MAX).is_err());
+    }
+
+    #[test]
+    fn iovecs_are_checked() {
+        let mut bytes = vec![0u8; 64];
+        bytes[0..4].copy_from_slice(&32u32.to_le_bytes());
+        bytes[4..8].copy_from_slice(&32u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&40u32.to_le_bytes());
+        bytes[12..16].copy_from_slice(&32u32.to_le_bytes());
+        let mem = GuestMemory::new(&mut bytes);
+        assert_eq!(
+            mem.iovecs(0, 1).as_deref(),
+            Ok(&[IoVec { ptr: 32, len: 32 }][..])
+        );
+        assert_eq!(mem.iovecs(0, 2), Err(Errno::Fault));
+    }
+
+    #[test]
+    fn many_iovecs_spill_to_the_heap() {
+        let mut bytes = vec![0u8; 256];
+        for i in 0..12u32 {
+            let at = (i * 8) as usize;
+            bytes[at..at + 4].copy_from_slice(&(200 + i).to_le_bytes());
+            bytes[at + 4..at + 8].copy_from_slice(&1u32.to_le_bytes());
+        }
+        let mem = GuestMemory::new(&mut bytes);
+        for count in [0, 1, 8, 9, 12] {
+            let iovs = mem.iovecs(0, count).unwrap();
+            assert_eq!(iovs.len(), count as usize);
+            for (i, iov) in iovs.iter().enumerate() {
+                assert_eq!(iov.ptr, 200 + i as u32);
+            }
+        }
+    }
+
+    #[test]
+    fn empty_memory_faults() {
+        let mut mem = GuestMemory::new(&mut []);
+        assert_eq!(mem.write_u8(0, 1), Err(Errno::Fault));
+        assert_eq!(mem.slice(0, 0).map(|s| s.len()), Ok(0));
+    }
+}

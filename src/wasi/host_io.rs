@@ -1,0 +1,146 @@
+//! Host-side I/O primitives the WASI calls are built on: reads and writes
+//! on raw host fds, readiness checks, and waits that park the calling green
+//! thread (or block the OS thread when there is no green thread).
+//!
+//! Waiting on one fd registers a *duplicate* of it with the worker's Poll
+//! for the duration of the wait (`shoal_scheduler::io::wait_readable`): the
+//! original may already be registered there by the scheduler's own
+//! `TcpStream`, and epoll refuses a second registration of one fd number
+//! but accepts another number for the same socket.
+
+use super::errno::{CallError, CallResult};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Which readiness to wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+fn cvt(ret: isize) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// `read(2)` on `fd`, retrying on `EINTR`.
+pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes; `fd` is a
+        // descriptor the caller owns or borrows (an invalid one gives EBADF).
+        let ret = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `write(2)` on `fd`, retrying on `EINTR`.
+pub fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for `buf.len()` readable bytes.
+        let ret = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `recv(2)` on a socket with `flags`, retrying on `EINTR`.
+pub fn recv_fd(fd: RawFd, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+        let ret = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `poll(2)` on `fds` for at most `timeout` (`None`: forever; zero: just
+/// check). Returns how many have events.
+pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let millis = match timeout {
+        None => -1,
+        // Round up so that a short timeout does not become a busy loop.
+        Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+    };
+    loop {
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `pollfd`s
+        // of the given length.
+        let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+        match cvt(ret as isize) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A `pollfd` for `fd` and `interest`.
+pub fn pollfd(fd: RawFd, interest: Interest) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: match interest {
+            Interest::Read => libc::POLLIN,
+            Interest::Write => libc::POLLOUT,
+        },
+        revents: 0,
+    }
+}
+
+/// A new descriptor for the same open file as `fd`.
+fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only reads `fd`; an invalid one gives EBADF.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Waits until `fd` is ready for `interest` (or has an error or hang-up):
+/// parks the green thread, or blocks the OS thread off one. A file that
+/// cannot be polled (a regular file: epoll says `EPERM`) counts as ready.
+pub fn wait_fd(fd: RawFd, interest: Interest) -> CallResult {
+    if !shoal_scheduler::is_green_thread() {
+        let mut fds = [pollfd(fd, interest)];
+        poll_fds(&mut fds, None)?;
+        return Ok(());
+    }
+    let copy = dup(fd)?;
+    let raw = copy.as_raw_fd();
+    let mut source = mio::unix::SourceFd(&raw);
+    let result = match interest {
+        Interest::Read => shoal_scheduler::io::wait_readable(&mut source),
+        Interest::Write => shoal_scheduler::io::wait_writable(&mut source),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
+        Err(e) => Err(CallError::from(e)),
+    }
+}
+
+/// Sleeps for `duration`: parks the green thread, or sleeps the OS thread.
+pub fn sleep(duration: Duration) -> CallResult {
+    shoal_scheduler::try_sleep(duration).map_err(CallError::from)
+}
+
+/// Yields the green thread (or the OS thread).
+pub fn yield_now() -> CallResult {
+    shoal_scheduler::try_yield_now().map_err(CallError::from)
+}
+
+/// Maps an I/O result, turning cancellation into a trap.
+pub fn io_result<T>(result: io::Result<T>) -> CallResult<T> {
+    result.map_err(CallError::from)
+}

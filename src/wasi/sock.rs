@@ -1,0 +1,346 @@
+//! Sockets: the handles the host passes in, and `sock_accept`,
+//! `sock_recv`, `sock_send`, `sock_shutdown`.
+//!
+//! A socket descriptor wraps the scheduler's blocking-style
+//! [`TcpStream`]/[`TcpListener`], so a read, write or accept that would
+//! block parks only the calling green thread (or blocks the OS thread when
+//! there is none).
+//!
+//! Some operations need the host fd itself: `MSG_PEEK`, non-blocking mode
+//! (`FDFLAGS_NONBLOCK`: `EAGAIN` instead of parking) and readiness checks
+//! in `poll_oneoff`. A socket built with [`Socket::from_std_stream`] /
+//! [`Socket::from_std_listener`] keeps a duplicate of its fd for them, and
+//! so does every connection accepted from such a listener. The scheduler's
+//! `TcpStream` does not expose its fd, so a socket handed in as one of
+//! those supports blocking reads, writes and shutdown only: the other
+//! operations answer `ENOTSUP`.
+
+use super::abi::{fdflags, rights, sock};
+use super::errno::{CallError, CallResult, Errno};
+use super::fd::{read_into_iovecs, write_from_iovecs};
+use super::fd_table::{Descriptor, FdEntry};
+use super::guest_memory::GuestMemory;
+use super::host_io::{self, io_result, Interest};
+use super::WasiCtx;
+use shoal_scheduler::net::{TcpListener, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A connected stream socket of the guest.
+#[derive(Debug)]
+pub struct StreamSocket {
+    stream: TcpStream,
+    /// The same socket, for the operations that need the host fd.
+    fd: Option<OwnedFd>,
+}
+
+/// A listening socket of the guest.
+#[derive(Debug)]
+pub struct ListenerSocket {
+    listener: TcpListener,
+    fd: Option<OwnedFd>,
+}
+
+impl StreamSocket {
+    fn from_std(stream: std::net::TcpStream) -> io::Result<StreamSocket> {
+        let fd = OwnedFd::from(stream.try_clone()?);
+        // Switches the shared open file (so `fd` too) to non-blocking.
+        let stream = TcpStream::from_std(stream)?;
+        Ok(StreamSocket {
+            stream,
+            fd: Some(fd),
+        })
+    }
+
+    /// The host fd, if this socket kept one.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    fn need_fd(&self) -> Result<RawFd, Errno> {
+        self.raw_fd().ok_or(Errno::NotSup)
+    }
+
+    /// Reads once into `buf`: parks until data, end of stream or an error
+    /// (or `EAGAIN` at once in non-blocking mode).
+    pub fn read(&self, buf: &mut [u8], nonblocking: bool) -> CallResult<usize> {
+        if nonblocking {
+            return io_result(host_io::recv_fd(self.need_fd()?, buf, libc::MSG_DONTWAIT));
+        }
+        io_result((&self.stream).read(buf))
+    }
+
+    /// Like `read`, leaving the data queued.
+    pub fn peek(&self, buf: &mut [u8], nonblocking: bool) -> CallResult<usize> {
+        let fd = self.need_fd()?;
+        loop {
+            match host_io::recv_fd(fd, buf, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
+                    host_io::wait_fd(fd, Interest::Read)?
+                }
+                other => return io_result(other),
+            }
+        }
+    }
+
+    /// Writes some of `buf`: parks until the socket takes at least a byte
+    /// (or `EAGAIN` at once in non-blocking mode).
+    pub fn write(&self, buf: &[u8], nonblocking: bool) -> CallResult<usize> {
+        if nonblocking {
+            let fd = self.need_fd()?;
+            loop {
+                // SAFETY: `buf` is valid for `buf.len()` readable bytes and
+                // `fd` is an open socket this handle owns.
+                let ret = unsafe {
+                    libc::send(
+                        fd,
+                        buf.as_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if ret >= 0 {
+                    return Ok(ret as usize);
+                }
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(CallError::from(err));
+                }
+            }
+        }
+        io_result((&self.stream).write(buf))
+    }
+
+    pub fn shutdown(&self, how: Shutdown) -> CallResult {
+        io_result(self.stream.shutdown(how))
+    }
+}
+
+impl ListenerSocket {
+    fn from_std(listener: std::net::TcpListener) -> io::Result<ListenerSocket> {
+        let fd = OwnedFd::from(listener.try_clone()?);
+        let listener = TcpListener::from_std(listener)?;
+        Ok(ListenerSocket {
+            listener,
+            fd: Some(fd),
+        })
+    }
+
+    /// The host fd, if this socket kept one.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Accepts a connection: parks until one arrives (or `EAGAIN` at once
+    /// in non-blocking mode).
+    pub fn accept(&self, nonblocking: bool) -> CallResult<StreamSocket> {
+        let Some(fd) = self.raw_fd() else {
+            if nonblocking {
+                return Err(Errno::NotSup.into());
+            }
+            let (stream, _) = io_result(self.listener.accept())?;
+            return Ok(StreamSocket { stream, fd: None });
+        };
+        loop {
+            // SAFETY: `fd` is a listening socket this handle owns; null
+            // address pointers ask for no peer address.
+            let new = unsafe {
+                libc::accept4(
+                    fd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if new >= 0 {
+                // SAFETY: `new` is a fresh connected socket nothing else owns.
+                let std_stream = unsafe { std::net::TcpStream::from_raw_fd(new) };
+                return io_result(StreamSocket::from_std(std_stream));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock if !nonblocking => host_io::wait_fd(fd, Interest::Read)?,
+                _ => return Err(CallError::from(err)),
+            }
+        }
+    }
+}
+
+/// A socket the host hands to a guest ([`WasiCtx::push_socket`]).
+#[derive(Debug)]
+pub struct Socket {
+    kind: SocketKind,
+}
+
+#[derive(Debug)]
+enum SocketKind {
+    Stream(StreamSocket),
+    Listener(ListenerSocket),
+}
+
+impl Socket {
+    /// A connected std stream, with every socket operation supported.
+    pub fn from_std_stream(stream: std::net::TcpStream) -> io::Result<Socket> {
+        Ok(Socket {
+            kind: SocketKind::Stream(StreamSocket::from_std(stream)?),
+        })
+    }
+
+    /// A std listener, with every socket operation supported (accepted
+    /// connections too).
+    pub fn from_std_listener(listener: std::net::TcpListener) -> io::Result<Socket> {
+        Ok(Socket {
+            kind: SocketKind::Listener(ListenerSocket::from_std(listener)?),
+        })
+    }
+
+    pub(crate) fn into_descriptor(self) -> (Descriptor, u64) {
+        match self.kind {
+            SocketKind::Stream(s) => (Descriptor::TcpStream(s), rights::SOCKET),
+            SocketKind::Listener(l) => (Descriptor::TcpListener(l), rights::LISTENER),
+        }
+    }
+}
+
+/// A scheduler stream: blocking reads, writes and shutdown (see the module
+/// docs for what needs [`Socket::from_std_stream`]).
+impl From<TcpStream> for Socket {
+    fn from(stream: TcpStream) -> Socket {
+        Socket {
+            kind: SocketKind::Stream(StreamSocket { stream, fd: None }),
+        }
+    }
+}
+
+/// A scheduler listener: blocking accepts.
+impl From<TcpListener> for Socket {
+    fn from(listener: TcpListener) -> Socket {
+        Socket {
+            kind: SocketKind::Listener(ListenerSocket { listener, fd: None }),
+        }
+    }
+}
+
+fn stream_of(entry: &FdEntry) -> Result<&StreamSocket, Errno> {
+    match &entry.desc {
+        Descriptor::TcpStream(s) => Ok(s),
+        Descriptor::TcpListener(_) => Err(Errno::NotConn),
+        _ => Err(Errno::NotSock),
+    }
+}
+
+/// `sock_accept(fd, flags, result_fd)`.
+pub fn sock_accept(
+    ctx: &mut WasiCtx,
+    mem: &mut GuestMemory<'_>,
+    fd: u32,
+    flags: u32,
+    fd_out: u32,
+) -> CallResult {
+    if flags & !u32::from(fdflags::NONBLOCK) != 0 {
+        return Err(Errno::Inval.into());
+    }
+    // Check the result pointer first: a connection must not be accepted
+    // and then lost.
+    mem.slice_mut(fd_out, 4)?;
+    let entry = ctx.fds.get_with(fd, rights::SOCK_ACCEPT)?;
+    let nonblocking = entry.flags & fdflags::NONBLOCK != 0;
+    let listener = match &entry.desc {
+        Descriptor::TcpListener(l) => l,
+        Descriptor::TcpStream(_) => return Err(Errno::Inval.into()),
+        _ => return Err(Errno::NotSock.into()),
+    };
+    let stream = listener.accept(nonblocking)?;
+    let mut new = FdEntry::new(Descriptor::TcpStream(stream), rights::SOCKET, 0);
+    new.flags = flags as u16;
+    let new_fd = ctx.fds.insert(new)?;
+    mem.write_u32(fd_out, new_fd)?;
+    Ok(())
+}
+
+/// `sock_recv(fd, ri_data, ri_data_len, ri_flags, ro_datalen, ro_flags)`.
+#[allow(clippy::too_many_arguments)]
+pub fn sock_recv(
+    ctx: &mut WasiCtx,
+    mem: &mut GuestMemory<'_>,
+    fd: u32,
+    iovs_ptr: u32,
+    iovs_len: u32,
+    ri_flags: u32,
+    ro_datalen: u32,
+    ro_flags: u32,
+) -> CallResult {
+    let known = u32::from(sock::RECV_PEEK | sock::RECV_WAITALL);
+    if ri_flags & !known != 0 {
+        return Err(Errno::Inval.into());
+    }
+    let iovs = mem.iovecs(iovs_ptr, iovs_len)?;
+    mem.slice_mut(ro_datalen, 4)?;
+    mem.slice_mut(ro_flags, 2)?;
+    let entry = ctx.fds.get_with(fd, rights::FD_READ)?;
+    let nonblocking = entry.flags & fdflags::NONBLOCK != 0;
+    let stream = stream_of(entry)?;
+    let peek = ri_flags & u32::from(sock::RECV_PEEK) != 0;
+    let wait_all = ri_flags & u32::from(sock::RECV_WAITALL) != 0;
+    let n = if peek {
+        read_into_iovecs(mem, &iovs, true, |buf| stream.peek(buf, nonblocking))?
+    } else if wait_all {
+        // Keep reading until every buffer is full or the stream ends.
+        read_into_iovecs(mem, &iovs, false, |buf| {
+            let mut done = 0;
+            while done < buf.len() {
+                match stream.read(&mut buf[done..], nonblocking) {
+                    Ok(0) => break,
+                    Ok(n) => done += n,
+                    Err(e) if done > 0 && matches!(e, CallError::Errno(_)) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(done)
+        })?
+    } else {
+        read_into_iovecs(mem, &iovs, true, |buf| stream.read(buf, nonblocking))?
+    };
+    mem.write_u32(ro_datalen, n)?;
+    mem.write_u16(ro_flags, 0)?;
+    Ok(())
+}
+
+/// `sock_send(fd, si_data, si_data_len, si_flags, so_datalen)`.
+pub fn sock_send(
+    ctx: &mut WasiCtx,
+    mem: &mut GuestMemory<'_>,
+    fd: u32,
+    iovs_ptr: u32,
+    iovs_len: u32,
+    _si_flags: u32,
+    so_datalen: u32,
+) -> CallResult {
+    let iovs = mem.iovecs(iovs_ptr, iovs_len)?;
+    mem.slice_mut(so_datalen, 4)?;
+    let entry = ctx.fds.get_with(fd, rights::FD_WRITE)?;
+    let nonblocking = entry.flags & fdflags::NONBLOCK != 0;
+    let stream = stream_of(entry)?;
+    let n = write_from_iovecs(mem, &iovs, |buf| stream.write(buf, nonblocking))?;
+    mem.write_u32(so_datalen, n)?;
+    Ok(())
+}
+
+/// `sock_shutdown(fd, how)`.
+pub fn sock_shutdown(
+    ctx: &mut WasiCtx,
+    _mem: &mut GuestMemory<'_>,
+    fd: u32,
+    how: u32,
+) -> CallResult {
+    let how = match u8::try_from(how) {
+        Ok(sock::SHUT_RD) => Shutdown::Read,
+        Ok(sock::SHUT_WR) => Shutdown::Write,
+        Ok(h) if h == sock::SHUT_RD | sock::SHUT_WR => Shutdown::Both,
+        _ => return Err(Errno::Inval.into()),
+    };
+    let entry = ctx.fds.get_with(fd, rights::SOCK_SHUTDOWN)?;
+    stream_of(entry)?.shutdown(how)
+}

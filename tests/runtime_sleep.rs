@@ -1,0 +1,142 @@
+//! Blocking host functions park only their instance: 10,000 instances are
+//! asleep in a host `sleep_ms` import at the same time while other
+//! instances run to completion on the same two workers; then the sleepers
+//! are released and all of them complete with the right result.
+//!
+//! No timing assertion: each sleeper loops `sleep_ms(20)` until the test
+//! releases it, so "all asleep at once" holds however slowly the machine
+//! spawns them.
+
+use shoal::runtime::{host, Runtime};
+use shoal::{Linker, Trap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SLEEPER: &str = r#"(module
+  (import "env" "sleep_ms" (func $sleep_ms (param i32)))
+  (import "env" "released" (func $released (result i32)))
+  (func (export "run") (param $n i32) (result i32)
+    (local $naps i32)
+    (loop $again
+      (call $sleep_ms (i32.const 20))
+      (local.set $naps (i32.add (local.get $naps) (i32.const 1)))
+      (br_if $again (i32.eqz (call $released))))
+    (i32.add (local.get $n) (i32.mul (i32.lt_u (local.get $naps) (i32.const 1)) (i32.const 1000000)))))"#;
+
+const WORKER: &str = r#"(module
+  (func (export "checksum") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31)) (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc)))"#;
+
+fn checksum(n: i32) -> i32 {
+    let mut acc = 0i32;
+    let mut i = 0i32;
+    loop {
+        acc = acc.wrapping_mul(31).wrapping_add(i);
+        i += 1;
+        if i >= n {
+            return acc;
+        }
+    }
+}
+
+#[test]
+fn ten_thousand_instances_asleep_at_once_while_others_run() {
+    const SLEEPERS: usize = 10_000;
+    let runtime = Runtime::builder().workers(2).build().expect("runtime");
+    let asleep = Arc::new(AtomicUsize::new(0));
+    let in_loop = Arc::new(AtomicUsize::new(0));
+    let peak_in_loop = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(AtomicBool::new(false));
+
+    let mut linker = Linker::<bool>::new(runtime.engine());
+    let (a, l, p) = (asleep.clone(), in_loop.clone(), peak_in_loop.clone());
+    linker
+        .func_wrap(
+            "env",
+            "sleep_ms",
+            move |mut caller: shoal::Caller<'_, bool>, ms: i32| -> Result<(), Trap> {
+                if !*caller.data() {
+                    // First nap of this instance: it is now in its sleep loop.
+                    *caller.data_mut() = true;
+                    let now = l.fetch_add(1, Ordering::SeqCst) + 1;
+                    p.fetch_max(now, Ordering::SeqCst);
+                }
+                a.fetch_add(1, Ordering::SeqCst);
+                let slept = host::sleep(Duration::from_millis(ms.max(0) as u64));
+                a.fetch_sub(1, Ordering::SeqCst);
+                slept
+            },
+        )
+        .expect("define sleep_ms");
+    let (r, l) = (release.clone(), in_loop.clone());
+    linker
+        .func_wrap("env", "released", move || -> i32 {
+            let released = r.load(Ordering::SeqCst);
+            if released {
+                l.fetch_sub(1, Ordering::SeqCst);
+            }
+            released as i32
+        })
+        .expect("define released");
+
+    let sleeper = runtime
+        .template(&runtime.compile(SLEEPER).expect("compile"), &linker, "run")
+        .expect("template")
+        .typed::<i32, i32>()
+        .expect("typed");
+    let sleepers: Vec<_> = (0..SLEEPERS as i32)
+        .map(|n| sleeper.spawn(n).expect("spawn sleeper"))
+        .collect();
+
+    let start = Instant::now();
+    while in_loop.load(Ordering::SeqCst) < SLEEPERS {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {} of {SLEEPERS} sleepers started",
+            in_loop.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(peak_in_loop.load(Ordering::SeqCst), SLEEPERS);
+
+    // While all of them are in their sleep loop (asleep, or between two
+    // naps), other instances run to completion on the same workers.
+    let worker = runtime
+        .template(
+            &runtime.compile(WORKER).expect("compile"),
+            &linker,
+            "checksum",
+        )
+        .expect("template")
+        .typed::<i32, i32>()
+        .expect("typed");
+    let others: Vec<_> = (1..=200)
+        .map(|i| (i * 1000, worker.spawn(i * 1000).expect("spawn worker")))
+        .collect();
+    for (n, h) in others {
+        assert_eq!(h.join().expect("worker instance"), checksum(n));
+    }
+    assert_eq!(
+        in_loop.load(Ordering::SeqCst),
+        SLEEPERS,
+        "every sleeper was still in its sleep loop while the others ran"
+    );
+    eprintln!(
+        "{} of {SLEEPERS} sleepers were parked in sleep_ms when the 200 others had finished",
+        asleep.load(Ordering::SeqCst)
+    );
+
+    release.store(true, Ordering::SeqCst);
+    for (n, h) in sleepers.into_iter().enumerate() {
+        assert_eq!(h.join().expect("sleeper"), n as i32, "sleeper {n}");
+    }
+    assert_eq!(in_loop.load(Ordering::SeqCst), 0);
+    assert_eq!(asleep.load(Ordering::SeqCst), 0);
+    assert_eq!(runtime.live_instances(), 0);
+}
