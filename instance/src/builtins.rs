@@ -91,11 +91,11 @@ fn in_bounds(start: u32, len: u32, size: u64) -> bool {
 // ten million elements) must not run past a timeslice unchecked. After
 // checking the whole range up front (no partial writes on a trap), the
 // libcalls below work in chunks of `MEMORY_CHUNK` bytes or `TABLE_CHUNK`
-// elements and, between two chunks, do what compiled code's epoch check
-// does (`epoch_point`): if the engine's epoch reached the store's deadline,
-// run the `EpochDeadlineReached` path, whose callback may suspend the green
-// thread, move the deadline, or end the call with a trap (raised once the
-// libcall has returned from its Rust frames).
+// elements (`for_each_chunk`) and, between two chunks, do what compiled
+// code's epoch check does (`epoch_point`): if the engine's epoch reached
+// the store's deadline, run the `EpochDeadlineReached` path, whose callback
+// may suspend the green thread, move the deadline, or end the call with a
+// trap (raised once the libcall has returned from its Rust frames).
 //
 // The callback receives the whole store, so no Rust reference into the
 // store may live across `epoch_point`: every chunk looks the store up again
@@ -185,6 +185,61 @@ fn next_chunk<N: Copy + Ord + std::ops::Sub<Output = N>>(len: N, done: N, chunk:
     (len - done).min(chunk)
 }
 
+/// Works through `len` bytes or elements in chunks of at most `chunk`:
+/// calls `f(at, n)` for the `n` of them at offset `at` (from the start of
+/// the range), with an [`epoch_point`] between two chunks. The chunks go
+/// forwards, or backwards from the end if `backwards`. An empty range is
+/// one empty chunk.
+///
+/// # Safety
+///
+/// `vmctx` must be the VMContext of the calling instance (see [`context`]),
+/// and no Rust reference into its store may be live across the call: the
+/// caller holds none, and `f` looks the store up again in every chunk and
+/// keeps no reference into it once it returns.
+unsafe fn for_each_chunk<N>(
+    vmctx: *mut VMContext,
+    len: N,
+    chunk: N,
+    backwards: bool,
+    mut f: impl FnMut(N, N) -> Result<(), UnwindReason>,
+) -> Result<(), UnwindReason>
+where
+    N: Copy + Ord + From<u8> + std::ops::Add<Output = N> + std::ops::Sub<Output = N>,
+{
+    let mut done = N::from(0);
+    loop {
+        let n = next_chunk(len, done, chunk);
+        let at = if backwards { len - done - n } else { done };
+        f(at, n)?;
+        done = done + n;
+        if done == len {
+            return Ok(());
+        }
+        // SAFETY: forwarded; no reference into the store is live.
+        unsafe { epoch_point(vmctx) }?;
+    }
+}
+
+/// Defines `extern "C"` libcalls that call their `*_impl` function with
+/// the same arguments and then return its value or raise its error with
+/// `$finish` ([`value_or_trap`] or [`value_or_unwind`]).
+macro_rules! libcall_shims {
+    ($(
+        $(#[$attr:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $imp:ident, $finish:ident;
+    )*) => {$(
+        $(#[$attr])*
+        unsafe extern "C" fn $name(vmctx: *mut VMContext, $($arg: $ty),*) $(-> $ret)? {
+            // SAFETY: compiled code passes its own VMContext.
+            let result = unsafe { $imp(vmctx, $($arg),*) };
+            // SAFETY: entered from wasm; the impl returned and dropped its
+            // state, and `result` holds no destructors left to run here.
+            unsafe { $finish(result) }
+        }
+    )*};
+}
+
 // ---- memory -----------------------------------------------------------------
 
 /// `memory.grow`: the old size in pages, or `u32::MAX` (-1).
@@ -245,35 +300,16 @@ unsafe fn memory_fill_impl(
 ) -> Result<(), UnwindReason> {
     // SAFETY: the caller passes the calling instance's VMContext.
     let base = unsafe { memory_range(vmctx, memory, dst, len) }.map_err(trap)?;
-    let (dst, len) = (dst as usize, len as usize);
-    let mut done = 0;
-    loop {
-        let n = next_chunk(len, done, MEMORY_CHUNK);
+    let dst = dst as usize;
+    let each = |at: usize, n: usize| {
         // SAFETY: `dst..dst+len` is inside the accessible part (checked
-        // above; it stays so, see the notes on chunks), and this chunk is
-        // part of it.
-        unsafe { std::ptr::write_bytes(base.add(dst + done), byte as u8, n) };
-        done += n;
-        if done == len {
-            return Ok(());
-        }
-        // SAFETY: forwarded; no reference into the store is live.
-        unsafe { epoch_point(vmctx) }?;
-    }
-}
-
-/// `memory.fill`.
-unsafe extern "C" fn memory_fill(
-    vmctx: *mut VMContext,
-    memory: u32,
-    dst: u32,
-    byte: u32,
-    len: u32,
-) {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { memory_fill_impl(vmctx, memory, dst, byte, len) };
-    // SAFETY: entered from wasm; `memory_fill_impl` dropped its state.
-    unsafe { value_or_unwind(result) }
+        // above; it stays so, see the notes on chunks), and this chunk
+        // is part of it.
+        unsafe { std::ptr::write_bytes(base.add(dst + at), byte as u8, n) };
+        Ok(())
+    };
+    // SAFETY: forwarded; no reference into the store is live.
+    unsafe { for_each_chunk(vmctx, len as usize, MEMORY_CHUNK, false, each) }
 }
 
 /// # Safety
@@ -305,36 +341,16 @@ unsafe fn memory_copy_impl(
     // chunks read), backwards when it is above. Ranges in two memories
     // never overlap; either direction does.
     let backwards = (to as usize) > (from as usize);
-    let mut done = 0;
-    loop {
-        let n = next_chunk(len, done, MEMORY_CHUNK);
-        let at = if backwards { len - done - n } else { done };
-        // SAFETY: both ranges are inside accessible memory (checked above;
-        // they stay so, see the notes on chunks) and this chunk is part of
-        // them; `copy` allows the chunk's two ranges to overlap.
+    let each = |at: usize, n: usize| {
+        // SAFETY: both ranges are inside accessible memory (checked
+        // above; they stay so, see the notes on chunks) and this chunk
+        // is part of them; `copy` allows the chunk's two ranges to
+        // overlap.
         unsafe { std::ptr::copy(from.add(at), to.add(at), n) };
-        done += n;
-        if done == len {
-            return Ok(());
-        }
-        // SAFETY: forwarded; no reference into the store is live.
-        unsafe { epoch_point(vmctx) }?;
-    }
-}
-
-/// `memory.copy`.
-unsafe extern "C" fn memory_copy(
-    vmctx: *mut VMContext,
-    dst_memory: u32,
-    src_memory: u32,
-    dst: u32,
-    src: u32,
-    len: u32,
-) {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { memory_copy_impl(vmctx, dst_memory, src_memory, dst, src, len) };
-    // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_unwind(result) }
+        Ok(())
+    };
+    // SAFETY: forwarded; no reference into the store is live.
+    unsafe { for_each_chunk(vmctx, len, MEMORY_CHUNK, backwards, each) }
 }
 
 /// # Safety
@@ -358,35 +374,16 @@ unsafe fn memory_init_impl(
             .ok_or_else(|| trap(TrapKind::MemoryOutOfBounds))?;
         memory_init_range(store, instance, m, data, dst, src, len).map_err(trap)?
     };
-    let len = len as usize;
-    let mut done = 0;
-    loop {
-        let n = next_chunk(len, done, MEMORY_CHUNK);
-        // SAFETY: `memory_init_range` checked both ranges, which stay valid
-        // (see its docs); the segment is never inside a linear memory.
-        unsafe { std::ptr::copy_nonoverlapping(from.add(done), to.add(done), n) };
-        done += n;
-        if done == len {
-            return Ok(());
-        }
-        // SAFETY: forwarded; no reference into the store is live.
-        unsafe { epoch_point(vmctx) }?;
-    }
-}
-
-/// `memory.init`.
-unsafe extern "C" fn memory_init_libcall(
-    vmctx: *mut VMContext,
-    memory: u32,
-    data: u32,
-    dst: u32,
-    src: u32,
-    len: u32,
-) {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { memory_init_impl(vmctx, memory, data, dst, src, len) };
-    // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_unwind(result) }
+    let each = |at: usize, n: usize| {
+        // SAFETY: `memory_init_range` checked both ranges, which stay
+        // valid (see its docs); the segment is never inside a linear
+        // memory.
+        unsafe { std::ptr::copy_nonoverlapping(from.add(at), to.add(at), n) };
+        Ok(())
+    };
+    // SAFETY: forwarded; no reference into the store is live (the block
+    // above ended them).
+    unsafe { for_each_chunk(vmctx, len as usize, MEMORY_CHUNK, false, each) }
 }
 
 /// `data.drop`.
@@ -466,14 +463,6 @@ unsafe fn table_get_impl(
         .ok_or(TrapKind::TableOutOfBounds)
 }
 
-/// `table.get`.
-unsafe extern "C" fn table_get(vmctx: *mut VMContext, table: u32, index: u32) -> ValRaw {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { table_get_impl(vmctx, table, index) };
-    // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_trap(result) }
-}
-
 /// # Safety
 ///
 /// `vmctx` must be the VMContext of the calling instance (see [`context`]).
@@ -492,14 +481,6 @@ unsafe fn table_set_impl(
         .ok_or(TrapKind::TableOutOfBounds)?
         .table
         .set(index, value)
-}
-
-/// `table.set`.
-unsafe extern "C" fn table_set(vmctx: *mut VMContext, table: u32, index: u32, value: ValRaw) {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { table_set_impl(vmctx, table, index, value) };
-    // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_trap(result) }
 }
 
 /// # Safety
@@ -557,19 +538,6 @@ unsafe fn table_grow_impl(
     }
 }
 
-/// `table.grow`: the old size, or `u32::MAX` (-1).
-unsafe extern "C" fn table_grow(
-    vmctx: *mut VMContext,
-    table: u32,
-    init: ValRaw,
-    delta: u32,
-) -> u32 {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { table_grow_impl(vmctx, table, init, delta) };
-    // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_unwind(result) }
-}
-
 /// # Safety
 ///
 /// `vmctx` must be the VMContext of the calling instance (see [`context`]).
@@ -582,35 +550,15 @@ unsafe fn table_fill_impl(
 ) -> Result<(), UnwindReason> {
     // SAFETY: the caller passes the calling instance's VMContext.
     let t = unsafe { table_range(vmctx, table, dst, len) }.map_err(trap)?;
-    let mut done = 0;
-    loop {
-        let n = next_chunk(len, done, TABLE_CHUNK);
-        // SAFETY: forwarded; the reference ends with this statement. The
-        // chunk is in bounds (checked above; tables never shrink).
+    let each = |at: u32, n: u32| {
+        // SAFETY: forwarded; the reference ends with this statement.
+        // The chunk is in bounds (checked above; tables never shrink).
         unsafe { store_table(vmctx, t) }
-            .and_then(|st| st.table.fill(dst + done, value, n))
-            .map_err(trap)?;
-        done += n;
-        if done == len {
-            return Ok(());
-        }
-        // SAFETY: forwarded; no reference into the store is live.
-        unsafe { epoch_point(vmctx) }?;
-    }
-}
-
-/// `table.fill`.
-unsafe extern "C" fn table_fill(
-    vmctx: *mut VMContext,
-    table: u32,
-    dst: u32,
-    value: ValRaw,
-    len: u32,
-) {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { table_fill_impl(vmctx, table, dst, value, len) };
-    // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_unwind(result) }
+            .and_then(|st| st.table.fill(dst + at, value, n))
+            .map_err(trap)
+    };
+    // SAFETY: forwarded; no reference into the store is live.
+    unsafe { for_each_chunk(vmctx, len, TABLE_CHUNK, false, each) }
 }
 
 /// Copies `len` elements from table `s` at `src` to table `d` at `dst`
@@ -664,38 +612,14 @@ unsafe fn table_copy_impl(
     // overwritten (as for `memory.copy`): backwards only within one table
     // with the destination above the source.
     let backwards = s == d && dst > src;
-    let mut done = 0;
-    loop {
-        let n = next_chunk(len, done, TABLE_CHUNK);
-        let at = if backwards { len - done - n } else { done };
-        {
-            // SAFETY: forwarded; the reference ends with this block.
-            let (store, _) = unsafe { context(vmctx) };
-            // In bounds: checked above, and tables never shrink.
-            copy_table_elements(store, d, s, dst + at, src + at, n).map_err(trap)?;
-        }
-        done += n;
-        if done == len {
-            return Ok(());
-        }
-        // SAFETY: forwarded; no reference into the store is live.
-        unsafe { epoch_point(vmctx) }?;
-    }
-}
-
-/// `table.copy`.
-unsafe extern "C" fn table_copy(
-    vmctx: *mut VMContext,
-    dst_table: u32,
-    src_table: u32,
-    dst: u32,
-    src: u32,
-    len: u32,
-) {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { table_copy_impl(vmctx, dst_table, src_table, dst, src, len) };
-    // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_unwind(result) }
+    let each = |at: u32, n: u32| {
+        // SAFETY: forwarded; the reference ends with this chunk.
+        let (store, _) = unsafe { context(vmctx) };
+        // In bounds: checked above, and tables never shrink.
+        copy_table_elements(store, d, s, dst + at, src + at, n).map_err(trap)
+    };
+    // SAFETY: forwarded; no reference into the store is live.
+    unsafe { for_each_chunk(vmctx, len, TABLE_CHUNK, backwards, each) }
 }
 
 /// # Safety
@@ -729,39 +653,17 @@ unsafe fn table_init_impl(
         let items: *const [ConstExpr] = &items[src as usize..src_end as usize];
         (t as u32, items)
     };
-    let mut done = 0;
-    loop {
-        let n = next_chunk(len, done, TABLE_CHUNK);
-        {
-            // SAFETY: forwarded; the references end with this block.
-            let (store, instance) = unsafe { context(vmctx) };
-            // SAFETY: the items live in the module (see above).
-            let items = unsafe { &*items };
-            let chunk = &items[done as usize..(done + n) as usize];
-            write_table_items(store, instance, t, dst + done, chunk).map_err(trap)?;
-        }
-        done += n;
-        if done == len {
-            return Ok(());
-        }
-        // SAFETY: forwarded; no reference into the store is live.
-        unsafe { epoch_point(vmctx) }?;
-    }
-}
-
-/// `table.init`.
-unsafe extern "C" fn table_init_libcall(
-    vmctx: *mut VMContext,
-    table: u32,
-    elem: u32,
-    dst: u32,
-    src: u32,
-    len: u32,
-) {
-    // SAFETY: compiled code passes its own VMContext.
-    let result = unsafe { table_init_impl(vmctx, table, elem, dst, src, len) };
-    // SAFETY: entered from wasm; the impl dropped its state.
-    unsafe { value_or_unwind(result) }
+    let each = |at: u32, n: u32| {
+        // SAFETY: forwarded; the references end with this chunk.
+        let (store, instance) = unsafe { context(vmctx) };
+        // SAFETY: the items live in the module (see above).
+        let items = unsafe { &*items };
+        let chunk = &items[at as usize..(at + n) as usize];
+        write_table_items(store, instance, t, dst + at, chunk).map_err(trap)
+    };
+    // SAFETY: forwarded; no reference into the store is live (the block
+    // above ended them).
+    unsafe { for_each_chunk(vmctx, len, TABLE_CHUNK, false, each) }
 }
 
 /// `elem.drop`.
@@ -771,6 +673,33 @@ unsafe extern "C" fn elem_drop(vmctx: *mut VMContext, elem: u32) {
     if let Some(dropped) = instance.dropped_elems.get_mut(elem as usize) {
         *dropped = true;
     }
+}
+
+// ---- entry points -----------------------------------------------------------
+
+libcall_shims! {
+    /// `memory.fill`.
+    fn memory_fill(memory: u32, dst: u32, byte: u32, len: u32) = memory_fill_impl, value_or_unwind;
+    /// `memory.copy`.
+    fn memory_copy(dst_memory: u32, src_memory: u32, dst: u32, src: u32, len: u32)
+        = memory_copy_impl, value_or_unwind;
+    /// `memory.init`.
+    fn memory_init_libcall(memory: u32, data: u32, dst: u32, src: u32, len: u32)
+        = memory_init_impl, value_or_unwind;
+    /// `table.get`.
+    fn table_get(table: u32, index: u32) -> ValRaw = table_get_impl, value_or_trap;
+    /// `table.set`.
+    fn table_set(table: u32, index: u32, value: ValRaw) = table_set_impl, value_or_trap;
+    /// `table.grow`: the old size, or `u32::MAX` (-1).
+    fn table_grow(table: u32, init: ValRaw, delta: u32) -> u32 = table_grow_impl, value_or_unwind;
+    /// `table.fill`.
+    fn table_fill(table: u32, dst: u32, value: ValRaw, len: u32) = table_fill_impl, value_or_unwind;
+    /// `table.copy`.
+    fn table_copy(dst_table: u32, src_table: u32, dst: u32, src: u32, len: u32)
+        = table_copy_impl, value_or_unwind;
+    /// `table.init`.
+    fn table_init_libcall(table: u32, elem: u32, dst: u32, src: u32, len: u32)
+        = table_init_impl, value_or_unwind;
 }
 
 // ---- epochs and host calls --------------------------------------------------

@@ -15,7 +15,7 @@ use super::abi::{
 use super::errno::{CallError, CallResult, Errno};
 use super::fd_table::{Descriptor, DirHandle, DirRecord, FdEntry, Input, Output};
 use super::filestat;
-use super::guest_memory::{GuestMemory, IoVec};
+use super::guest_memory::{GuestMemory, IoVec, IoVecs};
 use super::host_io::{self, io_result, Interest};
 use super::WasiCtx;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -34,18 +34,40 @@ pub fn read_into_iovecs(
     once: bool,
     mut read: impl FnMut(&mut [u8]) -> CallResult<usize>,
 ) -> CallResult<u32> {
+    transfer_iovecs(iovs, once, |ptr, len| Ok(read(mem.slice_mut(ptr, len)?)))
+}
+
+/// Writes the guest buffers `iovs` with `write`, which returns how many
+/// bytes of its buffer it took; stops at the first short write. Errors are
+/// handled as in [`read_into_iovecs`].
+pub fn write_from_iovecs(
+    mem: &GuestMemory<'_>,
+    iovs: &[IoVec],
+    mut write: impl FnMut(&[u8]) -> CallResult<usize>,
+) -> CallResult<u32> {
+    transfer_iovecs(iovs, false, |ptr, len| Ok(write(mem.slice(ptr, len)?)))
+}
+
+/// The loop of [`read_into_iovecs`] and [`write_from_iovecs`]:
+/// `transfer(ptr, len)` moves up to `len` bytes of the guest buffer at
+/// `ptr`, and returns `Err` if that buffer is outside guest memory (always
+/// an error) or else how the transfer went.
+fn transfer_iovecs(
+    iovs: &[IoVec],
+    once: bool,
+    mut transfer: impl FnMut(u32, u32) -> Result<CallResult<usize>, Errno>,
+) -> CallResult<u32> {
     let mut total: u32 = 0;
     for iov in iovs {
         if iov.len == 0 {
             continue;
         }
-        // The total is reported as a u32: do not read past what it can say.
+        // The total is reported as a u32: do not move past what it can say.
         let len = iov.len.min(u32::MAX - total);
         if len == 0 {
             break;
         }
-        let buf = mem.slice_mut(iov.ptr, len)?;
-        let n = match read(buf) {
+        let n = match transfer(iov.ptr, len)? {
             Ok(n) => n.min(len as usize) as u32,
             Err(CallError::Errno(_)) if total > 0 => break,
             Err(e) => return Err(e),
@@ -58,35 +80,22 @@ pub fn read_into_iovecs(
     Ok(total)
 }
 
-/// Writes the guest buffers `iovs` with `write`, which returns how many
-/// bytes of its buffer it took; stops at the first short write. Errors are
-/// handled as in [`read_into_iovecs`].
-pub fn write_from_iovecs(
-    mem: &GuestMemory<'_>,
-    iovs: &[IoVec],
-    mut write: impl FnMut(&[u8]) -> CallResult<usize>,
-) -> CallResult<u32> {
-    let mut total: u32 = 0;
-    for iov in iovs {
-        if iov.len == 0 {
-            continue;
-        }
-        let len = iov.len.min(u32::MAX - total);
-        if len == 0 {
-            break;
-        }
-        let buf = mem.slice(iov.ptr, len)?;
-        let n = match write(buf) {
-            Ok(n) => n.min(len as usize) as u32,
-            Err(CallError::Errno(_)) if total > 0 => break,
-            Err(e) => return Err(e),
-        };
-        total += n;
-        if n < len {
-            break;
-        }
-    }
-    Ok(total)
+/// The guest buffers `iovs_ptr`/`iovs_len` and the entry of `fd`, which
+/// must have `rights`, for a call that reports a byte count at `out`
+/// (checked to be writable first).
+fn io_call<'c>(
+    ctx: &'c mut WasiCtx,
+    mem: &mut GuestMemory<'_>,
+    fd: u32,
+    iovs_ptr: u32,
+    iovs_len: u32,
+    out: u32,
+    rights: u64,
+) -> CallResult<(IoVecs, &'c mut FdEntry)> {
+    let iovs = mem.iovecs(iovs_ptr, iovs_len)?;
+    mem.slice_mut(out, 4)?;
+    let entry = ctx.fds.get_with(fd, rights)?;
+    Ok((iovs, entry))
 }
 
 /// One read from the process's standard input: waits (parking the green
@@ -113,9 +122,7 @@ pub fn fd_read(
     iovs_len: u32,
     nread: u32,
 ) -> CallResult {
-    let iovs = mem.iovecs(iovs_ptr, iovs_len)?;
-    mem.slice_mut(nread, 4)?;
-    let entry = ctx.fds.get_with(fd, rights::FD_READ)?;
+    let (iovs, entry) = io_call(ctx, mem, fd, iovs_ptr, iovs_len, nread, rights::FD_READ)?;
     let nonblocking = entry.flags & fdflags::NONBLOCK != 0;
     let n = match &mut entry.desc {
         Descriptor::File(file) => {
@@ -148,9 +155,7 @@ pub fn fd_write(
     iovs_len: u32,
     nwritten: u32,
 ) -> CallResult {
-    let iovs = mem.iovecs(iovs_ptr, iovs_len)?;
-    mem.slice_mut(nwritten, 4)?;
-    let entry = ctx.fds.get_with(fd, rights::FD_WRITE)?;
+    let (iovs, entry) = io_call(ctx, mem, fd, iovs_ptr, iovs_len, nwritten, rights::FD_WRITE)?;
     let nonblocking = entry.flags & fdflags::NONBLOCK != 0;
     let n = match &mut entry.desc {
         Descriptor::File(file) => {
@@ -197,9 +202,15 @@ pub fn fd_pread(
     offset: u64,
     nread: u32,
 ) -> CallResult {
-    let iovs = mem.iovecs(iovs_ptr, iovs_len)?;
-    mem.slice_mut(nread, 4)?;
-    let entry = ctx.fds.get_with(fd, rights::FD_READ | rights::FD_SEEK)?;
+    let (iovs, entry) = io_call(
+        ctx,
+        mem,
+        fd,
+        iovs_ptr,
+        iovs_len,
+        nread,
+        rights::FD_READ | rights::FD_SEEK,
+    )?;
     let file = file_of(entry)?;
     let mut at = offset;
     let n = read_into_iovecs(mem, &iovs, false, |buf| {
@@ -221,9 +232,15 @@ pub fn fd_pwrite(
     offset: u64,
     nwritten: u32,
 ) -> CallResult {
-    let iovs = mem.iovecs(iovs_ptr, iovs_len)?;
-    mem.slice_mut(nwritten, 4)?;
-    let entry = ctx.fds.get_with(fd, rights::FD_WRITE | rights::FD_SEEK)?;
+    let (iovs, entry) = io_call(
+        ctx,
+        mem,
+        fd,
+        iovs_ptr,
+        iovs_len,
+        nwritten,
+        rights::FD_WRITE | rights::FD_SEEK,
+    )?;
     let file = file_of(entry)?;
     let mut at = offset;
     let n = write_from_iovecs(mem, &iovs, |buf| {
@@ -546,6 +563,17 @@ pub fn fd_allocate(
     Ok(())
 }
 
+/// The guest name of preopened directory `fd`: `EBADF` for anything else.
+fn preopen_name(ctx: &WasiCtx, fd: u32) -> Result<&str, Errno> {
+    match &ctx.fds.get(fd)?.desc {
+        Descriptor::Dir(DirHandle {
+            preopen: Some(name),
+            ..
+        }) => Ok(name),
+        _ => Err(Errno::Badf),
+    }
+}
+
 /// `fd_prestat_get(fd, buf)`: `EBADF` for anything but a preopened
 /// directory (wasi-libc stops looking for preopens at the first).
 pub fn fd_prestat_get(
@@ -555,14 +583,7 @@ pub fn fd_prestat_get(
     out: u32,
 ) -> CallResult {
     mem.slice_mut(out, 8)?;
-    let entry = ctx.fds.get(fd)?;
-    let name = match &entry.desc {
-        Descriptor::Dir(DirHandle {
-            preopen: Some(name),
-            ..
-        }) => name,
-        _ => return Err(Errno::Badf.into()),
-    };
+    let name = preopen_name(ctx, fd)?;
     let len = u32::try_from(name.len()).map_err(|_| Errno::NameTooLong)?;
     mem.write_u8(out, abi::PREOPENTYPE_DIR)?;
     mem.write(out + 1, &[0, 0, 0])?;
@@ -578,14 +599,7 @@ pub fn fd_prestat_dir_name(
     path: u32,
     path_len: u32,
 ) -> CallResult {
-    let entry = ctx.fds.get(fd)?;
-    let name = match &entry.desc {
-        Descriptor::Dir(DirHandle {
-            preopen: Some(name),
-            ..
-        }) => name,
-        _ => return Err(Errno::Badf.into()),
-    };
+    let name = preopen_name(ctx, fd)?;
     if name.len() > path_len as usize {
         return Err(Errno::NameTooLong.into());
     }
