@@ -13,9 +13,8 @@
 //!   host `env.yield` (`host::yield_now`) 100 times. Time per switch.
 //!
 //! Preemption and fairness are not a criterion-shaped measurement: see
-//! `examples/preempt_report.rs` (and `examples/spawn_report.rs`,
-//! `examples/yield_report.rs` for latency percentiles and the peer's JSON
-//! format).
+//! `shoal stress preempt` (and `shoal stress spawn`, `shoal stress yield`
+//! for latency percentiles and the peer's JSON format; `src/bench/`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use shoal::runtime::{host, Runtime, TypedTemplate};

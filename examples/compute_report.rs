@@ -1,44 +1,37 @@
-//! Runs the compute kernels of `../shared/workloads/compute.wat` on Shoal and
-//! prints one JSON line per (epoch mode, kernel) in the format of the
-//! Wasmtime peer's `compute` subcommand (same field names: `workload`,
-//! `runtime`, `epoch`, `kernel`, `arg`, `result`, `reps`, `min_ms`,
-//! `median_ms`, `max_ms`), so the two outputs can be joined line by line.
+//! The compute kernels of `../shared/workloads/compute.wat` on Shoal, as
+//! JSON lines in the Wasmtime peer's `compute` format: a thin shell over
+//! [`shoal::bench::compute::run`] (what `shoal stress compute --json` runs),
+//! kept for `benches/compare_wasmtime.sh`.
 //!
 //! ```text
 //! cargo run --release --example compute_report -- [-r REPS] [--epoch true,false]
 //! ```
 //!
-//! Defaults: 11 reps, both modes (epoch on first, as the peer does). With
-//! epoch checks on, nothing advances the epoch and the deadline is out of
-//! reach, so the checks cost what they cost and never yield
-//! (`epoch_yields_per_call` is always 0).
+//! Memories are `Guarded` (no bounds checks, as the peer's). The epoch
+//! ticks once a minute here, so with epoch checks on the checks
+//! run but (almost) never fire: what is measured is their cost alone, as
+//! the script runs the peer with a 5 s tick. `epoch_yields_per_call` shows
+//! whether a tick landed.
 
-#[path = "../benches/common/mod.rs"]
-mod common;
-
-use common::{ComputeInstance, Kernel};
+use shoal::bench::compute::{self, ComputeParams};
+use shoal::bench::StressOptions;
+use shoal::MemoryStrategy;
+use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!("usage: compute_report [-r REPS] [--epoch true,false]");
     std::process::exit(2)
 }
 
-fn parse_args() -> (usize, Vec<bool>) {
-    let mut reps = 11;
-    let mut modes = vec![true, false];
+fn main() {
+    let mut params = ComputeParams::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_else(|| usage());
         match arg.as_str() {
-            "-r" | "--reps" => {
-                reps = value
-                    .parse()
-                    .ok()
-                    .filter(|&r| r >= 1)
-                    .unwrap_or_else(|| usage())
-            }
+            "-r" | "--reps" => params.reps = value.parse().unwrap_or_else(|_| usage()),
             "--epoch" => {
-                modes = value
+                params.epoch = value
                     .split(',')
                     .map(|m| m.parse::<bool>().unwrap_or_else(|_| usage()))
                     .collect()
@@ -46,38 +39,16 @@ fn parse_args() -> (usize, Vec<bool>) {
             _ => usage(),
         }
     }
-    (reps, modes)
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn main() {
-    let (reps, modes) = parse_args();
-    for epoch in modes {
-        let mut instance = ComputeInstance::new(epoch);
-        for kernel in Kernel::ALL {
-            let mut times = Vec::with_capacity(reps);
-            let mut result = String::new();
-            for _ in 0..reps {
-                let (elapsed, r) = instance.time_once(kernel);
-                times.push(elapsed);
-                result = r;
-            }
-            times.sort_unstable();
-            println!(
-                "{{\"workload\":\"compute\",\"runtime\":\"shoal\",\"version\":\"{}\",\
-                 \"epoch\":{epoch},\"kernel\":\"{}\",\"arg\":{},\"result\":{result},\
-                 \"reps\":{reps},\"min_ms\":{:.3},\"median_ms\":{:.3},\"max_ms\":{:.3},\
-                 \"epoch_yields_per_call\":0.0}}",
-                env!("CARGO_PKG_VERSION"),
-                kernel.name(),
-                kernel.arg(),
-                ms(times[0]),
-                ms(times[reps / 2]),
-                ms(times[reps - 1]),
-            );
+    let opts = StressOptions {
+        tick: Duration::from_secs(60),
+        memory_strategy: MemoryStrategy::Guarded,
+        ..StressOptions::default()
+    };
+    match compute::run(&opts, &params) {
+        Ok(report) => print!("{}", report.to_json_lines()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1)
         }
     }
 }

@@ -14,3 +14,5 @@ pub mod runtime;
 pub use runtime::{
     InstanceTemplate, JoinHandle, RunError, Runtime, RuntimeBuilder, SpawnError, TypedTemplate,
 };
+pub mod server;
+pub mod bench;

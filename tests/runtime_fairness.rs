@@ -7,7 +7,8 @@
 //! until every one has made progress (each reports, once, that its counter
 //! reached 1,000), however loaded the machine is (up to a generous limit
 //! that only a starving scheduler would reach). The spread of the counters
-//! is measured by `examples/preempt_report.rs`, not asserted here.
+//! is measured by `shoal stress preempt` (`src/bench/preempt.rs`), not
+//! asserted here.
 
 use shoal::runtime::Runtime;
 use shoal::{Linker, TrapKind};

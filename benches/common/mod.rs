@@ -5,8 +5,9 @@
 //! re-creates its input matrices with `matmul_init` before every call,
 //! untimed, because `sieve` reuses the same memory.
 //!
-//! Shared by `benches/compute.rs` (criterion) and `examples/compute_report.rs`
-//! (JSON lines in the peer's format).
+//! Used by `benches/compute.rs` (criterion); the peer-format JSON lines come
+//! from `shoal::bench::compute` (`shoal stress compute`,
+//! `examples/compute_report.rs`).
 
 #![allow(dead_code)] // each bench or example uses a part of this module
 
