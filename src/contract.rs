@@ -29,7 +29,10 @@ pub struct ImportPattern {
 impl ImportPattern {
     /// A pattern from `module` and `name` (see the type's docs for `*`).
     pub fn new(module: impl Into<String>, name: impl Into<String>) -> Self {
-        ImportPattern { module: module.into(), name: name.into() }
+        ImportPattern {
+            module: module.into(),
+            name: name.into(),
+        }
     }
 
     /// Whether `module::name` is allowed by this pattern.
@@ -46,7 +49,9 @@ impl std::str::FromStr for ImportPattern {
             Some((module, name)) if !module.is_empty() && !name.is_empty() => {
                 Ok(ImportPattern::new(module, name))
             }
-            _ => Err(format!("import pattern `{s}` must look like `module::name` (`*` allowed)")),
+            _ => Err(format!(
+                "import pattern `{s}` must look like `module::name` (`*` allowed)"
+            )),
         }
     }
 }
@@ -100,13 +105,26 @@ impl Default for Contract {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ContractViolation {
     #[error("import `{module}::{name}` is not allowed by the contract (allowed: {allowed})")]
-    ForbiddenImport { module: String, name: String, allowed: String },
+    ForbiddenImport {
+        module: String,
+        name: String,
+        allowed: String,
+    },
     #[error(
         "memory {index} needs at least {pages} pages ({bytes} bytes) but the contract allows {limit} pages"
     )]
-    MemoryTooLarge { index: u32, pages: u64, bytes: u64, limit: u64 },
+    MemoryTooLarge {
+        index: u32,
+        pages: u64,
+        bytes: u64,
+        limit: u64,
+    },
     #[error("table {index} needs at least {elements} elements but the contract allows {limit}")]
-    TableTooLarge { index: u32, elements: u32, limit: u32 },
+    TableTooLarge {
+        index: u32,
+        elements: u32,
+        limit: u32,
+    },
 }
 
 impl Contract {
@@ -165,7 +183,11 @@ fn describe(patterns: &[ImportPattern]) -> String {
     if patterns.is_empty() {
         return "none".to_string();
     }
-    patterns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    patterns
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -190,9 +212,8 @@ mod tests {
 
     #[test]
     fn forbidden_import_is_named() {
-        let m = module(
-            r#"(module (import "env" "log" (func)) (import "env" "open_socket" (func)))"#,
-        );
+        let m =
+            module(r#"(module (import "env" "log" (func)) (import "env" "open_socket" (func)))"#);
         let contract = Contract::default().allow_imports([ImportPattern::new("env", "log")]);
         let violations = contract.check(&m).unwrap_err();
         assert_eq!(violations.len(), 1);
@@ -204,11 +225,20 @@ mod tests {
     #[test]
     fn memory_and_table_minimums_are_checked() {
         let m = module(r#"(module (memory 10) (table 50 funcref))"#);
-        let contract =
-            Contract { max_memory_pages: 4, max_table_elements: 8, ..Contract::default() };
+        let contract = Contract {
+            max_memory_pages: 4,
+            max_table_elements: 8,
+            ..Contract::default()
+        };
         let violations = contract.check(&m).unwrap_err();
-        assert!(matches!(violations[0], ContractViolation::MemoryTooLarge { pages: 10, .. }));
-        assert!(matches!(violations[1], ContractViolation::TableTooLarge { elements: 50, .. }));
+        assert!(matches!(
+            violations[0],
+            ContractViolation::MemoryTooLarge { pages: 10, .. }
+        ));
+        assert!(matches!(
+            violations[1],
+            ContractViolation::TableTooLarge { elements: 50, .. }
+        ));
         assert!(Contract::default().check(&m).is_ok());
     }
 }

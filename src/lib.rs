@@ -9,10 +9,10 @@ pub use shoal_instance::*;
 pub use shoal_scheduler as scheduler;
 pub mod contract;
 pub use contract::{Contract, ContractViolation, ImportPattern};
-pub mod wasi;
 pub mod runtime;
+pub mod wasi;
 pub use runtime::{
     InstanceTemplate, JoinHandle, RunError, Runtime, RuntimeBuilder, SpawnError, TypedTemplate,
 };
-pub mod server;
 pub mod bench;
+pub mod server;

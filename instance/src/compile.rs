@@ -251,7 +251,11 @@ impl<'a> Worker<'a> {
             // Align function starts as Wasmtime does (32 bytes on x86-64):
             // at the buffer's minimum of 1 byte, hot loops straddle cache
             // lines by chance (sieve's counting loop ran 1.9x slower).
-            align: u64::from(code.buffer.alignment.max(isa.function_alignment().preferred)),
+            align: u64::from(
+                code.buffer
+                    .alignment
+                    .max(isa.function_alignment().preferred),
+            ),
             relocs: code
                 .buffer
                 .relocs()

@@ -16,9 +16,9 @@
 //!   how to raise it), [`progress`] (the progress bar), [`sysinfo`] (RSS,
 //!   mappings, kernel limits), [`error`].
 
-pub mod echo;
 pub mod compute;
 mod crowd;
+pub mod echo;
 pub mod error;
 pub mod idle;
 pub mod limits;
