@@ -39,7 +39,11 @@ pub(crate) struct Failures {
 }
 
 impl Failures {
-    /// Records a member's failure.
+    /// Records a member's failure. Out of line and cold: it runs on the
+    /// member's green thread, whose stack depth is part of what a parked
+    /// instance costs.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn record(&self, e: &RunError) {
         self.note(e.to_string(), Limit::from_run_error(e));
     }

@@ -125,14 +125,13 @@ pub fn run(opts: &StressOptions, p: &IdleParams) -> Result<Report, StressError> 
         .map_err(|e| StressError::guest("idle.wat's run", e))?;
 
     if p.warmup > 0 {
-        round(&runtime, &run, &gate, p.warmup, &Progress::hidden())?;
+        round(&runtime, &run, &gate, p.warmup, Progress::hidden())?;
     }
     let base = sysinfo::memory_use();
     let maps0 = sysinfo::map_count();
     let epoch0 = shoal_scheduler::epoch_now();
     let progress = Progress::count(opts.progress, p.n as u64, "parking instances");
-    let m = round(&runtime, &run, &gate, p.n, &progress)?;
-    progress.finish();
+    let m = round(&runtime, &run, &gate, p.n, progress)?;
     let per = (m.parked.rss as f64 - base.rss as f64) / p.n as f64;
 
     let mut report = Report::new("idle", COLUMNS);
@@ -187,7 +186,7 @@ fn round(
     run: &TypedTemplate<(), (), i32>,
     gate: &Arc<Gate>,
     n: usize,
-    progress: &Progress,
+    progress: Progress,
 ) -> Result<Round, StressError> {
     gate.released.store(false, Ordering::Release);
     gate.parked.store(0, Ordering::Release);
@@ -204,7 +203,8 @@ fn round(
             progress.set(gate.parked.load(Ordering::Relaxed) as u64);
         }
     }
-    crowd.wait_settled(&gate.parked, progress);
+    crowd.wait_settled(&gate.parked, &progress);
+    progress.finish();
     let spawn = t0.elapsed();
     let os_calls = OsCalls::process().since(&calls0);
     let parked = sysinfo::memory_use();
