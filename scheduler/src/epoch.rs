@@ -11,12 +11,28 @@
 //!    [`crate::BuildError::EpochTickConflict`]). The last executor to shut
 //!    down stops and joins it. A restarted ticker continues from the current
 //!    value: the epoch never goes backwards.
-//! 2. The ticker keeps time rather than counting sleeps: it sleeps until an
-//!    absolute `CLOCK_MONOTONIC` deadline (`clock_nanosleep(TIMER_ABSTIME)`)
-//!    and then stores `base + elapsed / period`. A late wake-up (every core
-//!    busy) makes the epoch jump by the ticks missed, never drift.
-//! 3. It asks for `SCHED_FIFO` priority 1 (falling back to a higher nice
-//!    value) so that busy workers do not delay it; it only sleeps and stores.
+//! 2. The ticker keeps time rather than counting sleeps: tick `e` is due at
+//!    `origin + e × period` on `CLOCK_MONOTONIC` (the origin is fixed when
+//!    the ticker starts, so that a restarted ticker continues from the
+//!    current value). It sleeps until that absolute time
+//!    (`clock_nanosleep(TIMER_ABSTIME)`) and then raises the epoch to
+//!    `(now − origin) / period` with `fetch_max`. A late wake-up makes the
+//!    epoch jump by the ticks missed, never drift.
+//! 3. Tickers ask for `SCHED_FIFO` priority 1 (falling back to a higher nice
+//!    value) so that busy workers do not delay them; they only sleep and
+//!    store.
+//! 4. On a machine with two CPUs or more, a *backup* ticker runs beside the
+//!    main one, each pinned to a different CPU, waking every
+//!    [`BACKUP_EVERY`] ticks half a tick after the main one is due. Both
+//!    store the same absolute value with `fetch_max`, so the backup changes
+//!    nothing while the main ticker is on time. When the main ticker's CPU
+//!    stalls (a virtual CPU descheduled by the hypervisor: wake-ups 1–19 ms
+//!    late were measured on the 2-vCPU development VM, a few times per
+//!    second), the backup bounds how long the other CPU's running instance
+//!    goes unpreempted, at a quarter of the main ticker's wake-ups.
+//! 5. [`time_to_next_tick`] tells where within the current tick the caller
+//!    is, from the same origin, so that a timeslice starting mid-tick can
+//!    be sized in real time rather than in whole ticks.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,18 +74,47 @@ pub fn epoch_tick() -> Option<Duration> {
     (state.users > 0).then_some(state.period)
 }
 
+/// The backup ticker wakes once every this many ticks (see the module docs).
+pub const BACKUP_EVERY: u64 = 4;
+
+/// The running tickers' clock: tick `e` is due at `ORIGIN_NS + e ×
+/// PERIOD_NS` (monotonic nanoseconds); `PERIOD_NS == 0` while no ticker
+/// runs. Written before the tickers start, read by [`time_to_next_tick`].
+static ORIGIN_NS: AtomicU64 = AtomicU64::new(0);
+static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
+
+/// How long until the next tick is due, and the tick period; `None` while
+/// no executor runs (no ticker). A tick that is overdue (its ticker is
+/// late) gives `Duration::ZERO`.
+///
+/// One `clock_gettime` (vDSO): cheap, but not free; meant for the start of
+/// a timeslice, not for every switch.
+pub fn time_to_next_tick() -> Option<(Duration, Duration)> {
+    let period = PERIOD_NS.load(Ordering::Acquire);
+    if period == 0 {
+        return None;
+    }
+    let origin = ORIGIN_NS.load(Ordering::Relaxed);
+    let due = origin.saturating_add(epoch_now().saturating_add(1).saturating_mul(period));
+    let now = sys::monotonic_now().as_nanos() as u64;
+    Some((
+        Duration::from_nanos(due.saturating_sub(now)),
+        Duration::from_nanos(period),
+    ))
+}
+
 struct TickerState {
     users: usize,
     period: Duration,
     stop: Option<Arc<AtomicBool>>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 static TICKER: Mutex<TickerState> = Mutex::new(TickerState {
     users: 0,
     period: Duration::from_millis(1),
     stop: None,
-    thread: None,
+    threads: Vec::new(),
 });
 
 /// One executor's claim on the ticker; dropping it releases the claim and
@@ -93,23 +138,46 @@ impl EpochLease {
             state.users += 1;
             return Ok(EpochLease { _private: () });
         }
+        let period_ns = (period.as_nanos() as u64).max(1);
+        let base = EPOCH.0.load(Ordering::Relaxed);
+        let now = sys::monotonic_now().as_nanos() as u64;
+        ORIGIN_NS.store(
+            now.saturating_sub(base.saturating_mul(period_ns)),
+            Ordering::Relaxed,
+        );
+        PERIOD_NS.store(period_ns, Ordering::Release);
         let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("shoal-epoch".into())
-            .spawn(move || tick_loop(period, realtime, &thread_stop))
-            .map_err(BuildError::Thread)?;
+        let backup = sys::allowed_cpus() >= 2;
+        let mut threads = Vec::with_capacity(2);
+        for role in [Role::Main, Role::Backup] {
+            if role == Role::Backup && !backup {
+                break;
+            }
+            let thread_stop = stop.clone();
+            let spawned = std::thread::Builder::new()
+                .name(role.thread_name().into())
+                .spawn(move || tick_loop(role, backup, period_ns, realtime, &thread_stop));
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                // Without its backup the main ticker still keeps time.
+                Err(_) if role == Role::Backup => break,
+                Err(e) => {
+                    PERIOD_NS.store(0, Ordering::Release);
+                    return Err(BuildError::Thread(e));
+                }
+            }
+        }
         state.users = 1;
         state.period = period;
         state.stop = Some(stop);
-        state.thread = Some(thread);
+        state.threads = threads;
         Ok(EpochLease { _private: () })
     }
 }
 
 impl Drop for EpochLease {
     fn drop(&mut self) {
-        let thread = {
+        let threads = {
             let mut state = TICKER.lock();
             state.users = state.users.saturating_sub(1);
             if state.users > 0 {
@@ -118,31 +186,58 @@ impl Drop for EpochLease {
             if let Some(stop) = state.stop.take() {
                 stop.store(true, Ordering::Relaxed);
             }
-            state.thread.take()
+            PERIOD_NS.store(0, Ordering::Release);
+            std::mem::take(&mut state.threads)
         };
-        if let Some(thread) = thread {
-            // The ticker checks `stop` every tick; a panic in it is not ours
-            // to propagate from a destructor.
+        for thread in threads {
+            // A ticker checks `stop` at each wake-up; a panic in it is not
+            // ours to propagate from a destructor.
             let _ = thread.join();
         }
     }
 }
 
-fn tick_loop(period: Duration, realtime: bool, stop: &AtomicBool) {
+/// Which of the two tickers a thread is (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Main,
+    Backup,
+}
+
+impl Role {
+    fn thread_name(self) -> &'static str {
+        match self {
+            Role::Main => "shoal-epoch",
+            Role::Backup => "shoal-epoch-backup",
+        }
+    }
+}
+
+fn tick_loop(role: Role, pinned: bool, period_ns: u64, realtime: bool, stop: &AtomicBool) {
+    if pinned {
+        // Best effort: unpinned, the two tickers may share a CPU and
+        // stall together, which is only what one ticker does anyway.
+        let _ = sys::pin_current_thread(role as usize);
+    }
     if realtime {
         sys::raise_thread_priority();
     }
-    let period_ns = period.as_nanos().max(1);
-    let start = sys::monotonic_now();
-    let base = EPOCH.0.load(Ordering::Relaxed);
-    let mut ticks: u128 = 0;
+    let origin = ORIGIN_NS.load(Ordering::Relaxed);
+    let (every, offset) = match role {
+        Role::Main => (1, 0),
+        Role::Backup => (BACKUP_EVERY, period_ns / 2),
+    };
+    let mut tick = EPOCH.0.load(Ordering::Relaxed);
     while !stop.load(Ordering::Relaxed) {
-        let next = start + Duration::from_nanos(((ticks + 1) * period_ns) as u64);
-        sys::sleep_until_monotonic(next);
-        let elapsed = sys::monotonic_now().saturating_sub(start).as_nanos();
-        ticks = (elapsed / period_ns).max(ticks + 1);
-        EPOCH
-            .0
-            .store(base.wrapping_add(ticks as u64), Ordering::Release);
+        // The next wake-up: the next multiple of `every` ticks, plus the
+        // role's offset.
+        let next = (tick / every + 1) * every;
+        let due = origin
+            .saturating_add(next.saturating_mul(period_ns))
+            .saturating_add(offset);
+        sys::sleep_until_monotonic(Duration::from_nanos(due));
+        let now = sys::monotonic_now().as_nanos() as u64;
+        tick = (now.saturating_sub(origin) / period_ns).max(next);
+        EPOCH.0.fetch_max(tick, Ordering::Release);
     }
 }

@@ -170,9 +170,8 @@ pub(crate) fn resident_pages(addr: usize, len: usize) -> io::Result<usize> {
     Ok(vec.iter().filter(|b| **b & 1 != 0).count())
 }
 
-/// Pins the calling thread to the `index`-th CPU (modulo their number) of
-/// the CPUs this process may run on. Returns the CPU number chosen.
-pub(crate) fn pin_current_thread(index: usize) -> io::Result<usize> {
+/// The CPUs this process may run on (its affinity mask), ascending.
+fn allowed_cpu_list() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `allowed` is a valid, writable cpu_set_t of the size passed.
@@ -183,9 +182,20 @@ pub(crate) fn pin_current_thread(index: usize) -> io::Result<usize> {
     }
     let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: CPU_ISSET reads a bit of a valid set; `cpu < max`.
-    let cpus: Vec<usize> = (0..max)
+    Ok((0..max)
         .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &allowed) })
-        .collect();
+        .collect())
+}
+
+/// How many CPUs this process may run on (1 if that cannot be read).
+pub(crate) fn allowed_cpus() -> usize {
+    allowed_cpu_list().map_or(1, |cpus| cpus.len().max(1))
+}
+
+/// Pins the calling thread to the `index`-th CPU (modulo their number) of
+/// the CPUs this process may run on. Returns the CPU number chosen.
+pub(crate) fn pin_current_thread(index: usize) -> io::Result<usize> {
+    let cpus = allowed_cpu_list()?;
     let Some(&cpu) = cpus.get(index % cpus.len().max(1)) else {
         return Err(io::Error::other("the process may not run on any CPU"));
     };
