@@ -140,3 +140,48 @@ fn ten_thousand_instances_asleep_at_once_while_others_run() {
     assert_eq!(asleep.load(Ordering::SeqCst), 0);
     assert_eq!(runtime.live_instances(), 0);
 }
+
+/// An instance resumed after its host function slept well past its epoch
+/// deadline gets its deadline moved forward by the resume itself: its next
+/// epoch check does not call the deadline callback just to continue
+/// (`SliceStats::continues`).
+#[test]
+fn a_resume_after_a_host_park_moves_the_deadline_forward() {
+    const NAPS: i32 = 20;
+    let runtime = Runtime::builder().workers(1).build().expect("runtime");
+    let mut linker = Linker::<()>::new(runtime.engine());
+    linker
+        .func_wrap("env", "sleep_ms", |ms: i32| -> Result<(), Trap> {
+            host::sleep(Duration::from_millis(ms.max(0) as u64))
+        })
+        .expect("define sleep_ms");
+    let module = runtime
+        .compile(
+            r#"(module
+  (import "env" "sleep_ms" (func $sleep_ms (param i32)))
+  (func (export "run") (param $n i32) (result i32)
+    (local $i i32)
+    (loop $again
+      (call $sleep_ms (i32.const 2))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $i)))"#,
+        )
+        .expect("compile");
+    let run = runtime
+        .template(&module, &linker, "run")
+        .expect("template")
+        .typed::<i32, i32>()
+        .expect("typed");
+    let (result, stats) = run
+        .spawn_then((), NAPS, |f| (f.result.ok(), f.stats))
+        .expect("spawn")
+        .join()
+        .expect("join");
+    assert_eq!(result, Some(NAPS));
+    // Each 2 ms nap spans several 250 µs ticks: without the resume moving
+    // the deadline, every nap would end in a callback that only continues.
+    // (It may still be preempted once in a while: the few microseconds it
+    // runs between naps add up, in whole ticks, to a timeslice.)
+    assert_eq!(stats.continues, 0, "{stats:?}");
+}

@@ -456,6 +456,24 @@ impl<T> Store<T> {
         self.inner().opaque.epoch_deadline()
     }
 
+    /// Where the store keeps its epoch deadline (an absolute epoch, read
+    /// by compiled code at every epoch check), for a scheduler that moves
+    /// the deadline of a suspended instance without holding its store: for
+    /// example forward when the instance is resumed after a host call
+    /// parked it, so that its next check does not call the epoch callback
+    /// only to continue.
+    ///
+    /// The pointer is valid, and stable even if the `Store` value moves,
+    /// until the store is dropped. Writing through it is sound only while
+    /// no code of the store runs on another thread and the store is not
+    /// borrowed: between two runs of the green thread that owns the store,
+    /// on that green thread's OS thread. Compiled code reloads the deadline
+    /// after every call out of wasm, so a value written while wasm is
+    /// suspended in a host call takes effect when the call returns.
+    pub fn epoch_deadline_ptr(&self) -> *mut u64 {
+        self.inner().opaque.epoch_deadline_ptr()
+    }
+
     /// Calls `callback` whenever wasm of this store reaches the epoch
     /// deadline (compiled with
     /// [`Config::epoch_interruption`](crate::Config)). It runs inside the
@@ -665,6 +683,12 @@ impl StoreOpaque {
     pub(crate) fn epoch_deadline(&self) -> u64 {
         // SAFETY: as in `set_epoch_deadline`.
         unsafe { (*self.limits.as_ptr()).epoch_deadline }
+    }
+
+    pub(crate) fn epoch_deadline_ptr(&self) -> *mut u64 {
+        // SAFETY: `limits` is valid for the store's life; this only forms
+        // the field's address, reading and writing nothing.
+        unsafe { std::ptr::addr_of_mut!((*self.limits.as_ptr()).epoch_deadline) }
     }
 
     /// Errors unless a handle of `what` with store id `id` belongs here.

@@ -252,6 +252,7 @@ impl Default for ThreadState {
 ///   behaviour.
 /// - The state returned must be installed again, with this function,
 ///   before that green thread (or the code that called this) runs again.
+#[inline]
 pub unsafe fn swap_thread_state(new: ThreadState) -> ThreadState {
     let state = local();
     state.current.replace(new)
@@ -323,6 +324,7 @@ impl Drop for TraceBuffer {
 
 /// This thread's state. It has no destructor, so it lives as long as the
 /// thread: the reference never dangles.
+#[inline]
 fn local() -> &'static LocalState {
     // SAFETY: see above; `&'static` is only ever used on this thread
     // (`LocalState` is `!Sync`, so it cannot leave it).

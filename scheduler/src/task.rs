@@ -188,6 +188,7 @@ impl Task {
         &self.local
     }
 
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
     }

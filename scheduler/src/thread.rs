@@ -155,6 +155,7 @@ pub fn current_worker_index() -> Option<usize> {
 }
 
 /// Whether the running green thread has been asked to cancel.
+#[inline]
 pub fn is_cancelled() -> bool {
     current_task().is_some_and(|t| t.is_cancelled())
 }

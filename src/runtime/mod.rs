@@ -87,6 +87,7 @@ pub mod host;
 mod instance_limit;
 mod join;
 mod preemption;
+mod slice_clock;
 mod spawn;
 mod switch_hook;
 mod template;

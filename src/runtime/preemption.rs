@@ -10,9 +10,10 @@
 //!
 //! At birth (`Preemption::new`, before instantiation, since a start
 //! function may spin) the instance notes its green thread's CPU clock
-//! (`cpu_clock.rs`) and gets its first deadline: one timeslice plus a
-//! grace tick ahead (see [`GRACE`]), or less if its CPU budget has less
-//! left. At each deadline, in this order:
+//! (`cpu_clock.rs`) and gets its first deadline: one timeslice ahead, plus
+//! a grace tick when less than half of the current tick is left (see
+//! [`birth_grace`]), or less if its CPU budget has less left. At each
+//! deadline, in this order:
 //!
 //! 1. **Cancelled?** If its green thread was cancelled
 //!    ([`JoinHandle::cancel`](super::JoinHandle::cancel), a cancelling
@@ -39,20 +40,37 @@
 //! CPU time is wall time.
 
 use super::cpu_clock;
+use super::slice_clock::SliceClock;
 use shoal_instance::{Trap, TrapKind, UpdateDeadline};
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Extra tick given to a slice that starts at an arbitrary point within a
-/// tick (at birth, or when an instance comes back from a host call that
-/// parked it): a deadline `now + slice` would give it anywhere from 0 to
+/// tick (when an instance comes back from a host call that parked it;
+/// births are sized more finely by [`birth_grace`]): a deadline `now + slice` would give it anywhere from 0 to
 /// `slice` ticks, so a request of a few microseconds that happens to
 /// straddle a tick boundary would be preempted and wait behind the whole
 /// run queue. With the grace tick such a slice lasts `slice` to `slice + 1`
 /// ticks, and a request shorter than a tick never reaches a deadline.
 /// Slices that start right after a preemption need no grace: they start
 /// just after the tick that ended the previous slice.
-const GRACE: u64 = 1;
+pub(crate) const GRACE: u64 = 1;
+
+/// The grace for a slice that starts now, at birth: none when at least
+/// half of the current tick is left, else one tick. The first slice then
+/// lasts from half a timeslice to one and a half, one timeslice on
+/// average, so that a crowd born together gets a first round as long as
+/// the later ones (with a whole grace tick it took twice as long, and the
+/// first instances born waited two rounds' time for their second slice).
+/// A request shorter than half a tick still never reaches a deadline.
+/// Without a ticker to read the phase from, a whole [`GRACE`] tick.
+fn birth_grace() -> u64 {
+    match shoal_scheduler::time_to_next_tick() {
+        Some((left, tick)) if left * 2 >= tick => 0,
+        _ => GRACE,
+    }
+}
 
 /// How the instances of one template are preempted and limited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +100,10 @@ pub struct SliceStats {
     /// CPU time used, in epoch ticks (see `cpu_clock`): instantiation,
     /// wasm and host functions, not time parked or queued.
     pub cpu_ticks: u64,
+    /// Deadline callbacks that found timeslice left (the instance had been
+    /// parked in a host call) and only moved the deadline forward. Resumes
+    /// move it forward themselves (`slice_clock.rs`), so this stays near 0.
+    pub continues: u64,
 }
 
 /// Shared between an instance's deadline callback and whoever reads its
@@ -90,12 +112,24 @@ pub(crate) type StatsCell = Arc<Mutex<SliceStats>>;
 
 /// One instance's preemption state, owned by its store's epoch callback.
 pub(crate) struct Preemption {
-    policy: Policy,
-    /// CPU clock at birth.
-    born: u64,
-    /// CPU clock when the current slice was granted.
-    slice_start: u64,
+    /// The timeslice, shared with the switch hook (`slice_clock.rs`).
+    clock: NonNull<SliceClock>,
     stats: Option<(StatsCell, Instant)>,
+}
+
+// SAFETY: `clock` is owned (freed in `Drop`); the switch hook only reaches
+// it while a `ResumeRefresh` is installed on the thread that runs the
+// instance, and a store (with its callback) is only used by one thread at
+// a time.
+unsafe impl Send for Preemption {}
+
+impl Drop for Preemption {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new`, freed once here; the `ResumeRefresh`
+        // installing it is dropped before the store that owns `self`
+        // (`spawn.rs`).
+        unsafe { SliceClock::free(self.clock) }
+    }
 }
 
 impl Preemption {
@@ -104,9 +138,7 @@ impl Preemption {
     pub(crate) fn new(policy: Policy, stats: Option<StatsCell>) -> (Preemption, u64) {
         let now = cpu_clock::now();
         let p = Preemption {
-            policy,
-            born: now,
-            slice_start: now,
+            clock: SliceClock::allocate(policy, now),
             stats: stats.map(|cell| {
                 if let Ok(mut s) = cell.lock() {
                     s.slices = 1;
@@ -114,21 +146,20 @@ impl Preemption {
                 (cell, Instant::now())
             }),
         };
-        let first = p.next_deadline(now, policy.timeslice_ticks.saturating_add(GRACE));
+        let first = p
+            .clock()
+            .next_deadline(now, policy.timeslice_ticks.saturating_add(birth_grace()));
         (p, first)
     }
 
-    /// The deadline (ticks from now) giving `slice` more ticks, capped by
-    /// the budget left (at least 1 while any is left: `0` makes the next
-    /// check end the call).
-    fn next_deadline(&self, now: u64, slice: u64) -> u64 {
-        match self.policy.budget_ticks {
-            None => slice,
-            Some(budget) => {
-                let used = now.saturating_sub(self.born);
-                slice.min(budget.saturating_sub(used))
-            }
-        }
+    /// The timeslice clock, for `ResumeRefresh::install`.
+    pub(crate) fn clock_ptr(&self) -> NonNull<SliceClock> {
+        self.clock
+    }
+
+    fn clock(&self) -> &SliceClock {
+        // SAFETY: allocated in `new`, freed only in `Drop`.
+        unsafe { self.clock.as_ref() }
     }
 
     /// The epoch deadline callback (see the module docs).
@@ -137,8 +168,10 @@ impl Preemption {
             return Err(self.finish(Trap::new(TrapKind::Cancelled)));
         }
         let now = cpu_clock::now();
-        if let Some(budget) = self.policy.budget_ticks {
-            if now.saturating_sub(self.born) >= budget {
+        let clock = self.clock();
+        let policy = clock.policy;
+        if let Some(budget) = policy.budget_ticks {
+            if now.saturating_sub(clock.born) >= budget {
                 let mut trap = Trap::new(TrapKind::Timeout);
                 trap.message = Some(format!(
                     "the instance used its CPU budget of {budget} epoch ticks \
@@ -147,11 +180,16 @@ impl Preemption {
                 return Err(self.finish(trap));
             }
         }
-        let used = now.saturating_sub(self.slice_start);
-        if used < self.policy.timeslice_ticks {
-            return Ok(UpdateDeadline::Continue(self.next_deadline(
+        let used = now.saturating_sub(clock.slice_start.get());
+        if used < policy.timeslice_ticks {
+            if let Some((cell, _)) = &self.stats {
+                if let Ok(mut s) = cell.lock() {
+                    s.continues += 1;
+                }
+            }
+            return Ok(UpdateDeadline::Continue(clock.next_deadline(
                 now,
-                (self.policy.timeslice_ticks - used).saturating_add(GRACE),
+                (policy.timeslice_ticks - used).saturating_add(GRACE),
             )));
         }
         let preempted_at = self.stats.as_ref().map(|_| Instant::now());
@@ -167,7 +205,7 @@ impl Preemption {
             return Err(Trap::new(TrapKind::Cancelled));
         }
         let now = cpu_clock::now();
-        self.slice_start = now;
+        self.clock().slice_start.set(now);
         if let (Some((cell, slice_began)), Some(preempted_at)) = (&mut self.stats, preempted_at) {
             let resumed = Instant::now();
             if let Ok(mut s) = cell.lock() {
@@ -180,7 +218,7 @@ impl Preemption {
             *slice_began = resumed;
         }
         Ok(UpdateDeadline::Continue(
-            self.next_deadline(now, self.policy.timeslice_ticks),
+            self.clock().next_deadline(now, policy.timeslice_ticks),
         ))
     }
 

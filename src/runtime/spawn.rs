@@ -62,6 +62,7 @@ use super::error::{RunError, SpawnError};
 use super::instance_limit::Permit;
 use super::join::JoinHandle;
 use super::preemption::{Preemption, SliceStats, StatsCell};
+use super::slice_clock::ResumeRefresh;
 use super::template::TemplateShared;
 use shoal_instance::{Instance, Store, Val, WasmParams, WasmResults};
 use std::sync::{Arc, Mutex};
@@ -162,7 +163,13 @@ where
         store.limiter(limits);
     }
     store.set_epoch_deadline(first_deadline);
+    let clock = preemption.clock_ptr();
     store.epoch_deadline_callback(move |_caller| preemption.on_deadline());
+    // SAFETY: the clock is owned by the callback, owned by `store`; both
+    // live until `store` is dropped, after `_refresh` (declared later,
+    // dropped first, on this thread; the store value may move out in
+    // `Ended`, which does not drop it or move its heap parts).
+    let _refresh = unsafe { ResumeRefresh::install(clock, store.epoch_deadline_ptr()) };
     match template.pre.instantiate(&mut store) {
         Ok(instance) => {
             // The guest's first slice starts with its call.

@@ -22,7 +22,9 @@
 //!    on its first run make a fresh one (`ThreadState::for_stack` with the
 //!    green thread's stack bounds, so that wasm's stack limit is computed
 //!    inside the coroutine stack, and zero CPU ticks); install its trap
-//!    state with `swap_thread_state` and start its CPU clock.
+//!    state with `swap_thread_state`, start its CPU clock, and move its
+//!    instance's epoch deadline forward if it comes back from a park with
+//!    slice left (`slice_clock.rs`).
 //! 2. The green thread runs: wasm, host functions, yields from the epoch
 //!    callback, parks in host functions. Every `catch_traps` it enters
 //!    pushes a catch point that lives on its own stack.
@@ -40,6 +42,7 @@
 //! wasm or not.
 
 use super::cpu_clock;
+use super::slice_clock;
 use shoal_instance::trap_handling::{swap_thread_state, ThreadState};
 use shoal_scheduler::{current_stack_bounds, SwitchHook, SwitchSlot};
 
@@ -76,6 +79,7 @@ fn on_resume(slot: &mut SwitchSlot) {
     // what `on_suspend` installs again.
     let _worker_state = unsafe { swap_thread_state(state.trap) };
     cpu_clock::resume(state.cpu_ticks);
+    slice_clock::on_resume(state.cpu_ticks);
 }
 
 fn on_suspend(slot: &mut SwitchSlot) {

@@ -1,0 +1,156 @@
+//! An instance's timeslice, shared by its epoch deadline callback and the
+//! switch hook, so that resuming a parked instance does not cost a callback.
+//!
+//! An instance whose host function parks its green thread (a sleep, a
+//! channel, a socket, a yield) is usually resumed after its epoch deadline
+//! has passed: its slice was measured in epochs, and the epoch went on while
+//! it waited. Left alone, its next epoch check would call the deadline
+//! callback ([`Preemption::on_deadline`](super::preemption::Preemption)),
+//! which finds that the instance used less than its timeslice of CPU and
+//! only moves the deadline forward. On the yield and echo workloads that
+//! callback was a tenth of the time of a switch.
+//!
+//! # Protocol
+//!
+//! 1. At birth the instance's [`SliceClock`] is allocated once (a stable
+//!    address) and owned by its `Preemption`: the policy, the CPU clock at
+//!    birth and at the start of the current slice. The deadline callback
+//!    updates `slice_start` when it grants a new slice after a preemption.
+//! 2. While the instance's store is alive and its wasm may run,
+//!    [`ResumeRefresh`] installs the clock as the green thread's
+//!    green-local value (the previous value is restored when it is dropped:
+//!    runs nest), with the address of the store's epoch deadline.
+//! 3. On every resume of the green thread, the switch hook calls
+//!    [`on_resume`] with the green thread's CPU clock. If the slice is not
+//!    used up, the budget is not spent and the green thread is not
+//!    cancelled, it writes the deadline the callback would have set
+//!    (`now + rest of the slice + grace`, capped by the budget), never
+//!    moving it backwards. Otherwise it leaves the deadline alone, and the
+//!    next check calls the callback, which yields, traps with `Timeout` or
+//!    with `Cancelled` as before.
+//!
+//! A resume inside the callback itself (after a preemption) finds the slice
+//! used up and writes nothing; the callback then sets the new slice.
+
+use super::preemption::{Policy, GRACE};
+use std::cell::Cell;
+use std::ptr::NonNull;
+
+/// One instance's timeslice state (see the module docs).
+pub(crate) struct SliceClock {
+    pub(crate) policy: Policy,
+    /// CPU clock at birth.
+    pub(crate) born: u64,
+    /// CPU clock when the current slice was granted.
+    pub(crate) slice_start: Cell<u64>,
+    /// The store's epoch deadline, once [`ResumeRefresh`] is installed.
+    deadline: Cell<*mut u64>,
+}
+
+impl SliceClock {
+    /// A clock for an instance born at CPU time `now`, at a stable address.
+    /// Free it with [`SliceClock::free`].
+    pub(crate) fn allocate(policy: Policy, now: u64) -> NonNull<SliceClock> {
+        NonNull::from(Box::leak(Box::new(SliceClock {
+            policy,
+            born: now,
+            slice_start: Cell::new(now),
+            deadline: Cell::new(std::ptr::null_mut()),
+        })))
+    }
+
+    /// Frees a clock from [`SliceClock::allocate`].
+    ///
+    /// # Safety
+    ///
+    /// `clock` came from `allocate`, is not freed yet, and is not installed
+    /// by a live [`ResumeRefresh`].
+    pub(crate) unsafe fn free(clock: NonNull<SliceClock>) {
+        // SAFETY: per the contract, `clock` is the leaked box of `allocate`
+        // and nothing else will use it.
+        drop(unsafe { Box::from_raw(clock.as_ptr()) });
+    }
+
+    /// The deadline (ticks from now) giving `slice` more ticks, capped by
+    /// the budget left (`0` when none is left: the next check ends the
+    /// call).
+    pub(crate) fn next_deadline(&self, now: u64, slice: u64) -> u64 {
+        match self.policy.budget_ticks {
+            None => slice,
+            Some(budget) => {
+                let used = now.saturating_sub(self.born);
+                slice.min(budget.saturating_sub(used))
+            }
+        }
+    }
+
+    /// Step 3 of the module docs, at CPU time `now`.
+    fn refresh(&self, now: u64) {
+        let deadline = self.deadline.get();
+        let used = now.saturating_sub(self.slice_start.get());
+        if deadline.is_null()
+            || used >= self.policy.timeslice_ticks
+            || shoal_scheduler::is_cancelled()
+        {
+            return;
+        }
+        let ticks = self.next_deadline(now, self.policy.timeslice_ticks - used + GRACE);
+        if ticks == 0 {
+            return;
+        }
+        let at = shoal_scheduler::epoch_now().saturating_add(ticks);
+        // SAFETY: `deadline` is the store's epoch deadline, set by a live
+        // `ResumeRefresh` whose contract keeps the store alive; the green
+        // thread that owns the store is suspended (this runs in the switch
+        // hook, before it resumes), so nothing else reads or writes it now.
+        unsafe {
+            if *deadline < at {
+                *deadline = at;
+            }
+        }
+    }
+}
+
+/// Called by the switch hook on every resume of a runtime green thread,
+/// with its CPU clock (module docs, step 3).
+#[inline]
+pub(crate) fn on_resume(cpu_now: u64) {
+    let clock = shoal_scheduler::green_local().cast::<SliceClock>();
+    if clock.is_null() {
+        return;
+    }
+    // SAFETY: a non-null green-local value on a runtime green thread is
+    // only ever installed by `ResumeRefresh`, whose contract keeps the
+    // clock alive while it is installed; it is only used on this thread.
+    unsafe { (*clock).refresh(cpu_now) }
+}
+
+/// Installs a [`SliceClock`] for the running green thread's resumes
+/// (module docs, step 2) until dropped.
+pub(crate) struct ResumeRefresh {
+    previous: *mut (),
+}
+
+impl ResumeRefresh {
+    /// Installs `clock`, refreshing the deadline at `deadline`.
+    ///
+    /// # Safety
+    ///
+    /// `clock` and `deadline` (a store's
+    /// [`epoch_deadline_ptr`](shoal_instance::Store::epoch_deadline_ptr))
+    /// stay valid until the returned value is dropped, which happens on
+    /// this same thread.
+    pub(crate) unsafe fn install(clock: NonNull<SliceClock>, deadline: *mut u64) -> ResumeRefresh {
+        // SAFETY: valid per the contract; only this thread uses it.
+        unsafe { clock.as_ref() }.deadline.set(deadline);
+        let previous = shoal_scheduler::green_local();
+        shoal_scheduler::set_green_local(clock.as_ptr().cast());
+        ResumeRefresh { previous }
+    }
+}
+
+impl Drop for ResumeRefresh {
+    fn drop(&mut self) {
+        shoal_scheduler::set_green_local(self.previous);
+    }
+}
