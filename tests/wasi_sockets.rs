@@ -1,6 +1,7 @@
 //! Sockets the host hands to a WASI guest: `fd_read`/`fd_write`,
 //! `sock_recv` (plain, peek, wait-all), `sock_send`, `sock_shutdown`,
-//! `sock_accept`, non-blocking mode and `poll_oneoff` readiness; and an
+//! `sock_accept`, non-blocking mode and `poll_oneoff` readiness, on sockets
+//! built from std sockets and from the scheduler's; and an
 //! echo guest run per connection on the runtime's green threads, all
 //! parked in `fd_read` at once on a single worker.
 
@@ -38,8 +39,12 @@ fn iov(g: &mut Guest, len: u32) {
 }
 
 fn recv(g: &mut Guest, len: u32, flags: i64) -> Result<Vec<u8>, i32> {
+    recv_on(g, SOCK as u32, len, flags)
+}
+
+fn recv_on(g: &mut Guest, fd: u32, len: u32, flags: i64) -> Result<Vec<u8>, i32> {
     iov(g, len);
-    let args = [SOCK, IOVS as i64, 1, flags, OUT as i64, OUT2 as i64];
+    let args = [fd as i64, IOVS as i64, 1, flags, OUT as i64, OUT2 as i64];
     match g.call("sock_recv", &args) {
         0 => Ok(g.read(BUF, g.read_u32(OUT))),
         e => Err(e),
@@ -159,8 +164,11 @@ fn nonblocking_mode_and_poll() {
     assert_eq!(g.read_fd(3, 16).unwrap(), b"");
 }
 
+/// A socket built from the scheduler's `TcpStream`, as `shoal serve` and
+/// `ConnectionServer` hand connections in: every operation works, including
+/// those that need the host fd (peek, non-blocking mode, poll readiness).
 #[test]
-fn scheduler_stream_supports_blocking_io() {
+fn scheduler_stream_supports_every_operation() {
     let (server, mut client) = pair();
     let stream = shoal::scheduler::net::TcpStream::from_std(server).unwrap();
     let mut g = guest_with(Socket::from(stream));
@@ -170,9 +178,61 @@ fn scheduler_stream_supports_blocking_io() {
     let mut buf = [0u8; 5];
     client.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"world");
-    // What needs the host fd is not available on a scheduler stream.
-    assert_eq!(g.call("fd_fdstat_set_flags", &[SOCK, 4]), NOTSUP);
-    assert_eq!(recv(&mut g, 4, 1), Err(NOTSUP));
+
+    // Peek leaves the data for the next recv, twice over.
+    client.write_all(b"peekaboo").unwrap();
+    assert_eq!(recv(&mut g, 4, 1).unwrap(), b"peek");
+    assert_eq!(recv(&mut g, 64, 1).unwrap(), b"peekaboo");
+    assert_eq!(recv(&mut g, 64, 0).unwrap(), b"peekaboo");
+    // A blocking peek on an empty socket waits for data.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        client.write_all(b"later").unwrap();
+        client
+    });
+    assert_eq!(recv(&mut g, 64, 1).unwrap(), b"later");
+    let mut client = writer.join().unwrap();
+    assert_eq!(g.read_fd(3, 64).unwrap(), b"later");
+
+    // Non-blocking mode: reads, peeks on an empty socket say EAGAIN, and
+    // fdstat reports the flag.
+    assert_eq!(g.call("fd_fdstat_set_flags", &[SOCK, 4]), SUCCESS);
+    assert_eq!(g.call("fd_fdstat_get", &[SOCK, OUT as i64]), SUCCESS);
+    assert_eq!(g.read(OUT + 2, 2), [4, 0], "FDFLAGS_NONBLOCK");
+    assert_eq!(g.read_fd(3, 16), Err(AGAIN));
+    assert_eq!(recv(&mut g, 16, 0), Err(AGAIN));
+    assert_eq!(recv(&mut g, 16, 1), Err(AGAIN));
+    // A non-blocking write goes out at once.
+    assert_eq!(g.write_fd(3, b"nb"), Ok(2));
+    let mut buf = [0u8; 2];
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"nb");
+
+    // poll_oneoff on the socket fires when data arrives (the socket is
+    // still non-blocking: poll waits regardless).
+    let subs = 4096u32;
+    let evs = 16384u32;
+    let mut s = [0u8; 48];
+    s[0..8].copy_from_slice(&9u64.to_le_bytes());
+    s[8] = 1; // FD_READ
+    s[16..20].copy_from_slice(&3u32.to_le_bytes());
+    g.write(subs, &s);
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        client.write_all(b"ready").unwrap();
+        client
+    });
+    assert_eq!(
+        g.call("poll_oneoff", &[subs as i64, evs as i64, 1, OUT as i64]),
+        SUCCESS
+    );
+    assert_eq!(g.read_u32(OUT), 1);
+    assert_eq!(g.read_u64(evs), 9);
+    assert_eq!(g.read(evs + 8, 2), [0, 0], "no error");
+    assert_eq!(g.read(evs + 10, 1)[0], 1, "FD_READ");
+    let _client = writer.join().unwrap();
+    assert_eq!(g.read_fd(3, 16).unwrap(), b"ready");
+    assert_eq!(g.call("fd_fdstat_set_flags", &[SOCK, 0]), SUCCESS);
     assert_eq!(g.call("sock_shutdown", &[SOCK, 3]), SUCCESS);
 }
 
@@ -198,10 +258,23 @@ fn accept_from_a_listener() {
         client.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"yo");
         // Accept on a non-blocking listener with nobody waiting.
-        if std_listener {
-            assert_eq!(g.call("fd_fdstat_set_flags", &[SOCK, 4]), SUCCESS);
-            assert_eq!(g.call("sock_accept", &[SOCK, 0, OUT as i64]), AGAIN);
-        }
+        assert_eq!(g.call("fd_fdstat_set_flags", &[SOCK, 4]), SUCCESS);
+        assert_eq!(g.call("sock_accept", &[SOCK, 0, OUT as i64]), AGAIN);
+        // ... and with a connection pending; the new socket is
+        // non-blocking as asked.
+        let mut client2 = TcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            match g.call("sock_accept", &[SOCK, 4, OUT as i64]) {
+                AGAIN => std::thread::sleep(Duration::from_millis(1)),
+                errno => break errno,
+            }
+        };
+        assert_eq!(accepted, SUCCESS);
+        let conn2 = g.read_u32(OUT);
+        assert_eq!(g.read_fd(conn2, 8), Err(AGAIN));
+        client2.write_all(b"nb").unwrap();
+        assert_eq!(recv_on(&mut g, conn2, 8, 1).unwrap(), b"nb", "peek");
+        assert_eq!(g.call("fd_close", &[conn2 as i64]), SUCCESS);
         // A listener is not read, and a stream does not accept.
         assert_eq!(g.read_fd(3, 4), Err(NOTCAPABLE));
         assert_eq!(

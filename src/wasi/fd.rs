@@ -365,7 +365,9 @@ pub fn fd_fdstat_get(
 }
 
 /// `fd_fdstat_set_flags(fd, flags)`: `APPEND` on files and `NONBLOCK`
-/// everywhere can change; the sync flags only at `path_open` (`ENOTSUP`).
+/// everywhere can change (`NONBLOCK` is a property of the guest's entry:
+/// the calls that honour it check it); the sync flags only at `path_open`
+/// (`ENOTSUP`).
 pub fn fd_fdstat_set_flags(
     ctx: &mut WasiCtx,
     _mem: &mut GuestMemory<'_>,
@@ -382,16 +384,9 @@ pub fn fd_fdstat_set_flags(
         return Err(Errno::NotSup.into());
     }
     let append_changes = (flags ^ entry.flags) & fdflags::APPEND != 0;
-    let nonblock = flags & fdflags::NONBLOCK != 0;
     match &entry.desc {
         Descriptor::File(file) if append_changes => {
             set_append(file.as_raw_fd(), flags & fdflags::APPEND != 0)?
-        }
-        Descriptor::TcpStream(s) if nonblock && s.raw_fd().is_none() => {
-            return Err(Errno::NotSup.into())
-        }
-        Descriptor::TcpListener(l) if nonblock && l.raw_fd().is_none() => {
-            return Err(Errno::NotSup.into())
         }
         _ if append_changes => return Err(Errno::Inval.into()),
         _ => {}

@@ -65,6 +65,18 @@ pub fn recv_fd(fd: RawFd, buf: &mut [u8], flags: i32) -> io::Result<usize> {
     }
 }
 
+/// `send(2)` on a socket with `flags`, retrying on `EINTR`.
+pub fn send_fd(fd: RawFd, buf: &[u8], flags: i32) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for `buf.len()` readable bytes.
+        let ret = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// `poll(2)` on `fds` for at most `timeout` (`None`: forever; zero: just
 /// check). Returns how many have events.
 pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {

@@ -81,12 +81,8 @@ fn plan_fd(ctx: &mut WasiCtx, fd: u32, interest: Interest) -> FdPlan {
         Descriptor::Input(Input::Inherit) => FdPlan::Host(0),
         Descriptor::Output(Output::Stdout) => FdPlan::Host(1),
         Descriptor::Output(Output::Stderr) => FdPlan::Host(2),
-        Descriptor::TcpStream(s) => s
-            .raw_fd()
-            .map_or(FdPlan::Fails(Errno::NotSup), FdPlan::Host),
-        Descriptor::TcpListener(l) => l
-            .raw_fd()
-            .map_or(FdPlan::Fails(Errno::NotSup), FdPlan::Host),
+        Descriptor::TcpStream(s) => FdPlan::Host(s.raw_fd()),
+        Descriptor::TcpListener(l) => FdPlan::Host(l.raw_fd()),
         Descriptor::Dir(_) => FdPlan::Fails(Errno::Badf),
     }
 }

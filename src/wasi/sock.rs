@@ -4,16 +4,24 @@
 //! A socket descriptor wraps the scheduler's blocking-style
 //! [`TcpStream`]/[`TcpListener`], so a read, write or accept that would
 //! block parks only the calling green thread (or blocks the OS thread when
-//! there is none).
+//! there is none). Whether the host built the [`Socket`] from a std socket
+//! or from a scheduler one (as [`crate::server`] does for each accepted
+//! connection), every operation is supported.
 //!
-//! Some operations need the host fd itself: `MSG_PEEK`, non-blocking mode
-//! (`FDFLAGS_NONBLOCK`: `EAGAIN` instead of parking) and readiness checks
-//! in `poll_oneoff`. A socket built with [`Socket::from_std_stream`] /
-//! [`Socket::from_std_listener`] keeps a duplicate of its fd for them, and
-//! so does every connection accepted from such a listener. The scheduler's
-//! `TcpStream` does not expose its fd, so a socket handed in as one of
-//! those supports blocking reads, writes and shutdown only: the other
-//! operations answer `ENOTSUP`.
+//! The operations the scheduler's wrappers do not offer work on the
+//! socket's own host fd (`AsRawFd`), which is non-blocking:
+//!
+//! - `RIFLAGS_RECV_PEEK`: `recv(MSG_PEEK)`; when nothing is queued the
+//!   green thread parks on a duplicate of the fd (see `host_io::wait_fd`)
+//!   and tries again.
+//! - non-blocking mode (`FDFLAGS_NONBLOCK`, set with `fd_fdstat_set_flags`
+//!   or `sock_accept`'s flags): one `recv`/`send`/`accept4` with
+//!   `EAGAIN` instead of parking. Only the guest's descriptor entry
+//!   records the mode: the host fd is always non-blocking.
+//! - `poll_oneoff` checks and waits for the fd's readiness.
+//!
+//! Reading the fd directly bypasses the wrapper's readiness cache, which is
+//! harmless: the wrapper always tries its operation before it waits.
 
 use super::abi::{fdflags, rights, sock};
 use super::errno::{CallError, CallResult, Errno};
@@ -25,55 +33,38 @@ use super::WasiCtx;
 use shoal_scheduler::net::{TcpListener, TcpStream};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 /// A connected stream socket of the guest.
 #[derive(Debug)]
 pub struct StreamSocket {
     stream: TcpStream,
-    /// The same socket, for the operations that need the host fd.
-    fd: Option<OwnedFd>,
 }
 
 /// A listening socket of the guest.
 #[derive(Debug)]
 pub struct ListenerSocket {
     listener: TcpListener,
-    fd: Option<OwnedFd>,
 }
 
 impl StreamSocket {
-    fn from_std(stream: std::net::TcpStream) -> io::Result<StreamSocket> {
-        let fd = OwnedFd::from(stream.try_clone()?);
-        // Switches the shared open file (so `fd` too) to non-blocking.
-        let stream = TcpStream::from_std(stream)?;
-        Ok(StreamSocket {
-            stream,
-            fd: Some(fd),
-        })
-    }
-
-    /// The host fd, if this socket kept one.
-    pub fn raw_fd(&self) -> Option<RawFd> {
-        self.fd.as_ref().map(AsRawFd::as_raw_fd)
-    }
-
-    fn need_fd(&self) -> Result<RawFd, Errno> {
-        self.raw_fd().ok_or(Errno::NotSup)
+    /// The host fd (owned by the stream; never closed through this).
+    pub fn raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
     }
 
     /// Reads once into `buf`: parks until data, end of stream or an error
     /// (or `EAGAIN` at once in non-blocking mode).
     pub fn read(&self, buf: &mut [u8], nonblocking: bool) -> CallResult<usize> {
         if nonblocking {
-            return io_result(host_io::recv_fd(self.need_fd()?, buf, libc::MSG_DONTWAIT));
+            return io_result(host_io::recv_fd(self.raw_fd(), buf, libc::MSG_DONTWAIT));
         }
         io_result((&self.stream).read(buf))
     }
 
     /// Like `read`, leaving the data queued.
     pub fn peek(&self, buf: &mut [u8], nonblocking: bool) -> CallResult<usize> {
-        let fd = self.need_fd()?;
+        let fd = self.raw_fd();
         loop {
             match host_io::recv_fd(fd, buf, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
@@ -88,26 +79,11 @@ impl StreamSocket {
     /// (or `EAGAIN` at once in non-blocking mode).
     pub fn write(&self, buf: &[u8], nonblocking: bool) -> CallResult<usize> {
         if nonblocking {
-            let fd = self.need_fd()?;
-            loop {
-                // SAFETY: `buf` is valid for `buf.len()` readable bytes and
-                // `fd` is an open socket this handle owns.
-                let ret = unsafe {
-                    libc::send(
-                        fd,
-                        buf.as_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    )
-                };
-                if ret >= 0 {
-                    return Ok(ret as usize);
-                }
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(CallError::from(err));
-                }
-            }
+            return io_result(host_io::send_fd(
+                self.raw_fd(),
+                buf,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            ));
         }
         io_result((&self.stream).write(buf))
     }
@@ -118,36 +94,24 @@ impl StreamSocket {
 }
 
 impl ListenerSocket {
-    fn from_std(listener: std::net::TcpListener) -> io::Result<ListenerSocket> {
-        let fd = OwnedFd::from(listener.try_clone()?);
-        let listener = TcpListener::from_std(listener)?;
-        Ok(ListenerSocket {
-            listener,
-            fd: Some(fd),
-        })
-    }
-
-    /// The host fd, if this socket kept one.
-    pub fn raw_fd(&self) -> Option<RawFd> {
-        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    /// The host fd (owned by the listener; never closed through this).
+    pub fn raw_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
     }
 
     /// Accepts a connection: parks until one arrives (or `EAGAIN` at once
     /// in non-blocking mode).
     pub fn accept(&self, nonblocking: bool) -> CallResult<StreamSocket> {
-        let Some(fd) = self.raw_fd() else {
-            if nonblocking {
-                return Err(Errno::NotSup.into());
-            }
+        if !nonblocking {
             let (stream, _) = io_result(self.listener.accept())?;
-            return Ok(StreamSocket { stream, fd: None });
-        };
+            return Ok(StreamSocket { stream });
+        }
         loop {
-            // SAFETY: `fd` is a listening socket this handle owns; null
+            // SAFETY: the fd is a listening socket this handle owns; null
             // address pointers ask for no peer address.
             let new = unsafe {
                 libc::accept4(
-                    fd,
+                    self.raw_fd(),
                     std::ptr::null_mut(),
                     std::ptr::null_mut(),
                     libc::SOCK_CLOEXEC,
@@ -156,13 +120,12 @@ impl ListenerSocket {
             if new >= 0 {
                 // SAFETY: `new` is a fresh connected socket nothing else owns.
                 let std_stream = unsafe { std::net::TcpStream::from_raw_fd(new) };
-                return io_result(StreamSocket::from_std(std_stream));
+                let stream = io_result(TcpStream::from_std(std_stream))?;
+                return Ok(StreamSocket { stream });
             }
             let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock if !nonblocking => host_io::wait_fd(fd, Interest::Read)?,
-                _ => return Err(CallError::from(err)),
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(CallError::from(err));
             }
         }
     }
@@ -181,19 +144,14 @@ enum SocketKind {
 }
 
 impl Socket {
-    /// A connected std stream, with every socket operation supported.
+    /// A connected std stream (switched to non-blocking mode).
     pub fn from_std_stream(stream: std::net::TcpStream) -> io::Result<Socket> {
-        Ok(Socket {
-            kind: SocketKind::Stream(StreamSocket::from_std(stream)?),
-        })
+        Ok(Socket::from(TcpStream::from_std(stream)?))
     }
 
-    /// A std listener, with every socket operation supported (accepted
-    /// connections too).
+    /// A std listener (switched to non-blocking mode).
     pub fn from_std_listener(listener: std::net::TcpListener) -> io::Result<Socket> {
-        Ok(Socket {
-            kind: SocketKind::Listener(ListenerSocket::from_std(listener)?),
-        })
+        Ok(Socket::from(TcpListener::from_std(listener)?))
     }
 
     pub(crate) fn into_descriptor(self) -> (Descriptor, u64) {
@@ -204,21 +162,21 @@ impl Socket {
     }
 }
 
-/// A scheduler stream: blocking reads, writes and shutdown (see the module
-/// docs for what needs [`Socket::from_std_stream`]).
+/// A scheduler stream, e.g. one [`crate::server::ConnectionServer`]
+/// accepted.
 impl From<TcpStream> for Socket {
     fn from(stream: TcpStream) -> Socket {
         Socket {
-            kind: SocketKind::Stream(StreamSocket { stream, fd: None }),
+            kind: SocketKind::Stream(StreamSocket { stream }),
         }
     }
 }
 
-/// A scheduler listener: blocking accepts.
+/// A scheduler listener.
 impl From<TcpListener> for Socket {
     fn from(listener: TcpListener) -> Socket {
         Socket {
-            kind: SocketKind::Listener(ListenerSocket { listener, fd: None }),
+            kind: SocketKind::Listener(ListenerSocket { listener }),
         }
     }
 }
