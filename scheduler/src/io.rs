@@ -6,7 +6,7 @@
 //! the waiters; the worker processes events between green-thread switches,
 //! on its own thread, so no lock guards the table.
 //!
-//! Two ways to wait:
+//! Three ways to wait:
 //!
 //! - [`Registered<S>`] keeps a source registered (edge-triggered) with the
 //!   Poll of every worker it has been used on, so that waits cost no system
@@ -18,6 +18,9 @@
 //!   so an edge is never lost. The `net` wrappers are built on it.
 //! - [`wait_readable`] / [`wait_writable`] take any `mio::event::Source`,
 //!   register it for the duration of one wait and deregister it.
+//! - [`wait_any`] does the same for several descriptors at once, with an
+//!   optional deadline: it returns on the first one ready or when the
+//!   deadline passes (WASI's `poll_oneoff`).
 //!
 //! Outside green threads both fall back to blocking the OS thread (`poll(2)`
 //! on the fd, or a temporary `mio::Poll`).
@@ -28,6 +31,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::time::Instant;
 
 use mio::event::{Event, Source};
 use mio::unix::SourceFd;
@@ -451,4 +455,208 @@ fn wait_once_blocking<S: Source + ?Sized>(source: &mut S, dir: Direction) -> io:
     };
     let deregistered = poll.registry().deregister(source);
     result.and(deregistered)
+}
+
+/// What ended a [`wait_any`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitAny {
+    /// The descriptor at this index of the list is ready (the first one
+    /// found; others may be ready too).
+    Ready(usize),
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Parks the green thread until the first of several descriptors is ready
+/// for its interest (readable and/or writable; an error or hang-up counts
+/// as ready) or `deadline` passes (`None`: no deadline). Blocks the OS
+/// thread in `poll(2)` off a green thread.
+///
+/// On a green thread the descriptors are registered with the worker's
+/// Poll for this one wait and deregistered before it returns, so none of
+/// them may be registered with that Poll already: pass a duplicate
+/// (`dup(2)`) of a descriptor that a [`Registered`] wrapper (e.g. a
+/// [`net::TcpStream`](crate::net::TcpStream)) owns. Each entry needs its
+/// own descriptor number. A descriptor that epoll cannot watch (a regular
+/// file: `EPERM`) counts as ready, as `poll(2)` reports it.
+///
+/// The protocol, all on the worker's thread:
+///
+/// 1. allocate a readiness slot per descriptor and register it
+///    (edge-triggered, like every registration: a fresh one reports the
+///    descriptor's current state on the worker's next poll);
+/// 2. arm the green thread's timer for `deadline`;
+/// 3. loop: if a slot is ready, that is the answer; if the timer fired,
+///    time is up; otherwise add the green thread as a waiter on every slot
+///    and park (a readiness event or the timer unparks it);
+/// 4. remove the waiters, deregister and free every slot, disarm the
+///    timer. A cancelled green thread gets the error [`is_cancelled`]
+///    recognises.
+pub fn wait_any(fds: &[(RawFd, Interest)], deadline: Option<Instant>) -> io::Result<WaitAny> {
+    let (Some(task), Some(worker)) = (current_task(), current_worker()) else {
+        return wait_any_blocking(fds, deadline);
+    };
+    if task.is_cancelled() {
+        let _ = task.yield_green();
+        return Err(cancelled_error());
+    }
+    let mut waits = WaitAnyRegistrations {
+        worker,
+        task,
+        slots: Vec::with_capacity(fds.len()),
+        timer: 0,
+    };
+    for (index, &(fd, interest)) in fds.iter().enumerate() {
+        let token = worker.io().borrow_mut().alloc();
+        match worker
+            .remote()
+            .registry()
+            .register(&mut SourceFd(&fd), Token(token), interest)
+        {
+            Ok(()) => waits.slots.push((fd, token, interest)),
+            Err(err) => {
+                worker.io().borrow_mut().free(token);
+                return if err.raw_os_error() == Some(libc::EPERM) {
+                    Ok(WaitAny::Ready(index))
+                } else {
+                    Err(err)
+                };
+            }
+        }
+    }
+    if let Some(at) = deadline {
+        waits.timer = worker.add_timer(at, task.arc());
+    }
+    let mut wakes = 0u32;
+    let result = loop {
+        if let Some(index) = waits.ready() {
+            break Ok(WaitAny::Ready(index));
+        }
+        if deadline.is_some() && !waits.timer_pending() {
+            break Ok(WaitAny::TimedOut);
+        }
+        waits.add_waiters();
+        if task.park_green().is_err() {
+            break Err(cancelled_error());
+        }
+        wakes += 1;
+    };
+    drop(waits);
+    if result.is_ok() && wakes > 1 {
+        // A wake-up that was not ours may have been a token meant for a
+        // later park: keep it (as `wait_on_slot` does).
+        task.restore_token();
+    }
+    result
+}
+
+/// The registrations of one [`wait_any`]; undone on drop.
+struct WaitAnyRegistrations<'a> {
+    worker: &'a WorkerCore,
+    task: &'a Task,
+    /// `(fd, token, interest)` of each registered descriptor, in list order.
+    slots: Vec<(RawFd, usize, Interest)>,
+    /// The armed timer's sequence number, 0 for none.
+    timer: u64,
+}
+
+fn directions(interest: Interest) -> impl Iterator<Item = Direction> {
+    [
+        (interest.is_readable(), Direction::Read),
+        (interest.is_writable(), Direction::Write),
+    ]
+    .into_iter()
+    .filter_map(|(wanted, dir)| wanted.then_some(dir))
+}
+
+impl WaitAnyRegistrations<'_> {
+    /// The index of the first slot ready for its interest (or gone).
+    fn ready(&self) -> Option<usize> {
+        let mut io = self.worker.io().borrow_mut();
+        self.slots.iter().position(|&(_, token, interest)| {
+            directions(interest).any(|dir| io.is_ready(token, dir) != Some(false))
+        })
+    }
+
+    fn add_waiters(&self) {
+        let mut io = self.worker.io().borrow_mut();
+        for &(_, token, interest) in &self.slots {
+            for dir in directions(interest) {
+                io.add_waiter(token, dir, self.task);
+            }
+        }
+    }
+
+    fn timer_pending(&self) -> bool {
+        self.timer != 0 && self.task.local().timer_seq.get() == self.timer
+    }
+}
+
+impl Drop for WaitAnyRegistrations<'_> {
+    fn drop(&mut self) {
+        if self.timer_pending() {
+            self.worker.cancel_timer(self.task);
+        }
+        let registry = self.worker.remote().registry();
+        for &(fd, token, interest) in &self.slots {
+            {
+                let mut io = self.worker.io().borrow_mut();
+                for dir in directions(interest) {
+                    io.remove_waiter(token, dir, self.task);
+                }
+            }
+            let _ = registry.deregister(&mut SourceFd(&fd));
+            self.worker.io().borrow_mut().free(token);
+        }
+    }
+}
+
+/// [`wait_any`] off a green thread: `poll(2)` until a descriptor is ready
+/// or the deadline.
+fn wait_any_blocking(fds: &[(RawFd, Interest)], deadline: Option<Instant>) -> io::Result<WaitAny> {
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, interest)| libc::pollfd {
+            fd,
+            events: (if interest.is_readable() {
+                libc::POLLIN
+            } else {
+                0
+            }) | (if interest.is_writable() {
+                libc::POLLOUT
+            } else {
+                0
+            }),
+            revents: 0,
+        })
+        .collect();
+    let nfds = libc::nfds_t::try_from(pollfds.len())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                // Round up, so that a short wait does not spin.
+                i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+            }
+        };
+        // SAFETY: `pollfds` is a valid, exclusively borrowed array of
+        // `nfds` pollfds.
+        let rc = unsafe { libc::poll(pollfds.as_mut_ptr(), nfds, timeout_ms) };
+        if rc > 0 {
+            if let Some(index) = pollfds.iter().position(|p| p.revents != 0) {
+                return Ok(WaitAny::Ready(index));
+            }
+        } else if rc == 0 {
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Ok(WaitAny::TimedOut);
+            }
+        } else {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
 }
