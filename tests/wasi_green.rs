@@ -1,7 +1,8 @@
 //! WASI calls that wait park only the calling instance's green thread:
 //! many instances sleeping in `poll_oneoff`, waiting on a socket through
 //! `poll_oneoff` (alone, or with a timeout), or yielding, all on one
-//! worker; a cancelled instance ends with `Trap { kind: Cancelled }`.
+//! worker; waiting on several sockets and a clock wakes on the first; a
+//! cancelled instance ends with `Trap { kind: Cancelled }`.
 
 mod wasi_support;
 
@@ -107,7 +108,7 @@ fn many_instances_sleep_in_poll_oneoff_on_one_worker() {
 fn sockets_wait_in_poll_oneoff_on_green_threads() {
     let runtime = Runtime::builder().workers(1).build().unwrap();
     // One fd alone (parks on readiness) and one fd with a long timeout
-    // (sleeps in short steps): both must let the others run.
+    // (parks on readiness and a timer): both must let the others run.
     let alone = template(&runtime, &poller(&[read_sub(7, 3)], true));
     let with_clock = template(
         &runtime,
@@ -171,4 +172,110 @@ fn cancelling_a_waiting_instance() {
     std::thread::sleep(Duration::from_millis(50));
     h.cancel();
     assert!(h.join().expect_err("cancelled").is_cancelled());
+}
+
+/// Polls the subscriptions written by the data segments and exits with
+/// `nevents * 1000 + userdata * 10 + type` of the first event (or 9999 if
+/// `poll_oneoff` or the event reports an error).
+fn first_event(subscriptions: &[[u8; 48]]) -> String {
+    let data: String = subscriptions
+        .iter()
+        .flatten()
+        .map(|b| format!("\\{b:02x}"))
+        .collect();
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{data}")
+  (func (export "_start")
+    (if (call $poll (i32.const 0) (i32.const 1024) (i32.const {n}) (i32.const 1020))
+      (then (call $exit (i32.const 9999))))
+    (if (i32.load16_u (i32.const 1032)) (then (call $exit (i32.const 9999))))
+    (call $exit (i32.add (i32.mul (i32.load (i32.const 1020)) (i32.const 1000))
+      (i32.add (i32.mul (i32.load (i32.const 1024)) (i32.const 10))
+        (i32.load8_u (i32.const 1034)))))))"#,
+        n = subscriptions.len()
+    )
+}
+
+/// A connected pair: (the server end, for the guest; the client end).
+fn connection() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    (listener.accept().unwrap().0, client)
+}
+
+/// `poll_oneoff` on two sockets and a clock parks the green thread until
+/// the first source fires: here the second socket, ~20 ms after the wait
+/// began, long before the clock. Meanwhile the worker (the only one) runs
+/// other instances. With no data, the clock fires.
+#[test]
+fn poll_oneoff_waits_on_several_fds_and_a_clock() {
+    let runtime = Runtime::builder().workers(1).build().unwrap();
+    let subs = [read_sub(1, 3), read_sub(2, 4), clock_sub(3, 10_000_000_000)];
+    let two_fds = template(&runtime, &first_event(&subs));
+    let (first, _first_client) = connection();
+    let (second, mut second_client) = connection();
+    // One socket from std, one from the scheduler (as the server hands
+    // connections in).
+    let ctx = WasiCtx::builder()
+        .socket(Socket::from_std_stream(first).unwrap())
+        .socket(Socket::from(
+            shoal::scheduler::net::TcpStream::from_std(second).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let waiting = two_fds.spawn_with(ctx, vec![]).unwrap();
+
+    // The worker is free while that instance waits: a sleeper on the same
+    // worker runs and ends.
+    let sleeper = template(&runtime, &first_event(&[clock_sub(5, 10_000_000)]));
+    let h = sleeper.spawn_with(WasiCtx::default(), vec![]).unwrap();
+    assert_eq!(exit_code(h.join()), 1000 + 50, "one clock event");
+
+    let elapsed = start.elapsed();
+    if elapsed < Duration::from_millis(20) {
+        std::thread::sleep(Duration::from_millis(20) - elapsed);
+    }
+    second_client.write_all(b"x").unwrap();
+    let code = exit_code(waiting.join());
+    let took = start.elapsed();
+    assert_eq!(code, 1000 + 20 + 1, "one event: fd 4 readable");
+    assert!(took >= Duration::from_millis(20), "took {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    // No data on either socket: the 50 ms clock fires.
+    let subs = [read_sub(1, 3), read_sub(2, 4), clock_sub(3, 50_000_000)];
+    let timeout = template(&runtime, &first_event(&subs));
+    let (a, _a_client) = connection();
+    let (b, _b_client) = connection();
+    let ctx = WasiCtx::builder()
+        .socket(Socket::from_std_stream(a).unwrap())
+        .socket(Socket::from(
+            shoal::scheduler::net::TcpStream::from_std(b).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let code = exit_code(timeout.spawn_with(ctx, vec![]).unwrap().join());
+    let took = start.elapsed();
+    assert_eq!(code, 1000 + 30, "one event: the clock");
+    assert!(took >= Duration::from_millis(50), "took {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+/// A clock alone still times out on time.
+#[test]
+fn poll_oneoff_clock_only_times_out() {
+    let runtime = Runtime::builder().workers(1).build().unwrap();
+    let t = template(&runtime, &first_event(&[clock_sub(4, 30_000_000)]));
+    let start = Instant::now();
+    let code = exit_code(t.spawn_with(WasiCtx::default(), vec![]).unwrap().join());
+    let took = start.elapsed();
+    assert_eq!(code, 1000 + 40, "one clock event");
+    assert!(took >= Duration::from_millis(30), "took {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }

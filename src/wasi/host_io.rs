@@ -6,7 +6,9 @@
 //! for the duration of the wait (`shoal_scheduler::io::wait_readable`): the
 //! original may already be registered there by the scheduler's own
 //! `TcpStream`, and epoll refuses a second registration of one fd number
-//! but accepts another number for the same socket.
+//! but accepts another number for the same socket. Waiting on several
+//! (`wait_any`, for `poll_oneoff`) registers one duplicate per distinct fd
+//! in the same way, with `shoal_scheduler::io::wait_any`.
 
 use super::errno::{CallError, CallResult};
 use std::io;
@@ -140,6 +142,43 @@ pub fn wait_fd(fd: RawFd, interest: Interest) -> CallResult {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
         Err(e) => Err(CallError::from(e)),
     }
+}
+
+/// Waits until one of `fds` (as `poll(2)` entries: `fd` and `events`) is
+/// ready, or `timeout` passes (`None`: no timeout): parks the green thread
+/// on the worker's Poll (`shoal_scheduler::io::wait_any`), or blocks the
+/// OS thread in `poll(2)` off one. Which fd woke it is not reported:
+/// callers check readiness again with a zero-timeout [`poll_fds`].
+///
+/// On a green thread each distinct host fd is duplicated once (see the
+/// module docs) and registered for the union of the events asked for it.
+pub fn wait_any(fds: &[libc::pollfd], timeout: Option<Duration>) -> CallResult {
+    if !shoal_scheduler::is_green_thread() {
+        let mut fds = fds.to_vec();
+        poll_fds(&mut fds, timeout)?;
+        return Ok(());
+    }
+    // One duplicate per distinct host fd, kept open until the wait ends.
+    let mut copies: Vec<(RawFd, OwnedFd, mio::Interest)> = Vec::new();
+    for p in fds {
+        let interest = if p.events & libc::POLLOUT != 0 {
+            mio::Interest::WRITABLE
+        } else {
+            mio::Interest::READABLE
+        };
+        match copies.iter_mut().find(|(fd, _, _)| *fd == p.fd) {
+            Some((_, _, existing)) => *existing = existing.add(interest),
+            None => copies.push((p.fd, dup(p.fd)?, interest)),
+        }
+    }
+    let waits: Vec<(RawFd, mio::Interest)> = copies
+        .iter()
+        .map(|(_, copy, interest)| (copy.as_raw_fd(), *interest))
+        .collect();
+    // A timeout too far away to represent is no timeout.
+    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+    shoal_scheduler::io::wait_any(&waits, deadline)?;
+    Ok(())
 }
 
 /// Sleeps for `duration`: parks the green thread, or sleeps the OS thread.

@@ -18,12 +18,13 @@
 //!      the earliest deadline (`shoal_scheduler::try_sleep`);
 //!    - on a green thread with exactly one fd and no clock, it parks until
 //!      the worker's Poll sees that fd ready;
-//!    - on a green thread with several fds, or fds and a clock, it sleeps
-//!      in short steps (1 ms doubling up to 16 ms, never past the
-//!      deadline) and checks again: the scheduler offers no wait on
-//!      several sources at once, nor a readiness wait with a timeout.
-//!      The green thread is parked between checks, so the worker runs
-//!      others; the cost is up to 16 ms of extra latency.
+//!    - on a green thread with fds and a clock, or several fds, it parks
+//!      until the first fd is ready or the earliest deadline: each distinct
+//!      host fd is duplicated and registered with the worker's Poll for
+//!      this one wait, next to a timer (`host_io::wait_any` over
+//!      `shoal_scheduler::io::wait_any`); the wake-up only says that
+//!      something changed, and the loop collects the events again.
+//!    Only the green thread waits: the worker runs other instances.
 //! 3. A cancelled green thread ends the call with
 //!    `Trap { kind: Cancelled }`.
 
@@ -105,8 +106,9 @@ fn deadline(start: u64, id: u32, timeout: u64, flags: u16) -> Result<u64, Errno>
     Ok(start.saturating_add(remaining))
 }
 
-/// The longest step between checks when waiting on several sources.
-const MAX_STEP: Duration = Duration::from_millis(16);
+/// How long a wait with no fd and no valid clock sleeps before checking
+/// again (it cannot happen: such a call has an event at once).
+const MAX_SLEEP: Duration = Duration::from_millis(16);
 
 /// `poll_oneoff(in, out, nsubscriptions, nevents)`.
 pub fn poll_oneoff(
@@ -169,7 +171,6 @@ pub fn poll_oneoff(
     }
 
     let green = shoal_scheduler::is_green_thread();
-    let mut step = Duration::from_millis(1);
     loop {
         // Collect whatever is ready now.
         if !pollfds.is_empty() {
@@ -211,19 +212,17 @@ pub fn poll_oneoff(
             .min();
         if !green {
             if pollfds.is_empty() {
-                std::thread::sleep(remaining.unwrap_or(MAX_STEP));
+                std::thread::sleep(remaining.unwrap_or(MAX_SLEEP));
             } else {
                 host_io::poll_fds(&mut pollfds, remaining)?;
             }
         } else if pollfds.is_empty() {
-            host_io::sleep(remaining.unwrap_or(MAX_STEP))?;
+            host_io::sleep(remaining.unwrap_or(MAX_SLEEP))?;
         } else if let ([only], None) = (&pollfds[..], remaining) {
             let interest = waits.first().map_or(Interest::Read, |w| w.interest);
             host_io::wait_fd(only.fd, interest)?;
         } else {
-            let nap = remaining.map_or(step, |r| r.min(step));
-            host_io::sleep(nap)?;
-            step = (step * 2).min(MAX_STEP);
+            host_io::wait_any(&pollfds, remaining)?;
         }
     }
 
