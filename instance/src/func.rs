@@ -440,6 +440,13 @@ impl<T> Caller<'_, T> {
         self.store.opaque.engine()
     }
 
+    /// The calling instance, or `None` when the host called the function
+    /// directly. Cheap (no lookup): host functions can key per-instance
+    /// caches on it.
+    pub fn instance(&self) -> Option<Instance> {
+        Some(Instance::from_index(self.store.opaque.id(), self.caller?))
+    }
+
     /// The export `name` of the calling instance (e.g. its `"memory"`), or
     /// `None` when there is none or the host called the function directly.
     pub fn get_export(&self, name: &str) -> Option<Extern> {
