@@ -653,6 +653,79 @@ fn run_command_reports_what_went_wrong() {
     );
 }
 
+/// `sizes(at)` calls `args_sizes_get(at, at + 4)`; the memory is `pages`
+/// pages, exported as `export` (or not at all).
+fn sizes_module(pages: u32, export: Option<&str>) -> shoal::Module {
+    let memory = match export {
+        Some(name) => format!("(memory (export \"{name}\") {pages})"),
+        None => format!("(memory {pages})"),
+    };
+    wasi_support::module(format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+          {memory}
+          (func (export "sizes") (param $at i32) (result i32)
+            (call $sizes (local.get $at) (i32.add (local.get $at) (i32.const 4)))))"#
+    ))
+}
+
+/// Several instances in one store (one `WasiCtx`), each with its own
+/// memory, call WASI in turn: every call writes to the caller's memory,
+/// checked against the caller's bounds, and an instance with no `memory`
+/// export faults every time, also after the others were seen.
+#[test]
+fn each_instance_of_a_store_uses_its_own_memory() {
+    let engine = wasi_support::engine();
+    let mut linker = shoal::Linker::new(engine);
+    shoal::wasi::add_to_linker(&mut linker, |ctx: &mut WasiCtx| ctx).unwrap();
+    let ctx = WasiCtx::builder()
+        .args(["prog", "a1", "b22"])
+        .build()
+        .unwrap();
+    let mut store = shoal::Store::new(engine, ctx);
+    let one = linker
+        .instantiate(&mut store, &sizes_module(1, Some("memory")))
+        .unwrap();
+    let two = linker
+        .instantiate(&mut store, &sizes_module(2, Some("memory")))
+        .unwrap();
+    let unexported = linker
+        .instantiate(&mut store, &sizes_module(1, None))
+        .unwrap();
+    let misnamed = linker
+        .instantiate(&mut store, &sizes_module(1, Some("mem")))
+        .unwrap();
+    let sizes = |store: &mut shoal::Store<WasiCtx>, instance: shoal::Instance, at: i32| {
+        instance
+            .get_typed_func::<i32, i32>(&*store, "sizes")
+            .unwrap()
+            .call(&mut *store, at)
+            .unwrap()
+    };
+    let argc = |store: &shoal::Store<WasiCtx>, instance: shoal::Instance, at: usize| {
+        let memory = instance.get_memory(store, "memory").unwrap();
+        let mut b = [0u8; 4];
+        memory.read(store, at, &mut b).unwrap();
+        u32::from_le_bytes(b)
+    };
+    const PAGE: i32 = 65536;
+    for round in 0..3 {
+        let at = 64 + 8 * round;
+        assert_eq!(sizes(&mut store, one, at), SUCCESS);
+        assert_eq!(sizes(&mut store, two, at + PAGE), SUCCESS, "second page");
+        assert_eq!(sizes(&mut store, one, at + PAGE), FAULT, "one page only");
+        assert_eq!(sizes(&mut store, unexported, at), FAULT);
+        assert_eq!(sizes(&mut store, misnamed, at), FAULT);
+        assert_eq!(sizes(&mut store, two, at), SUCCESS);
+        assert_eq!(argc(&store, one, at as usize), 3);
+        assert_eq!(argc(&store, two, at as usize), 3);
+        assert_eq!(argc(&store, two, (at + PAGE) as usize), 3);
+    }
+    // Nothing else was written in either memory.
+    assert_eq!(argc(&store, one, 200), 0);
+    assert_eq!(argc(&store, two, 200), 0);
+}
+
 /// Copies stdin to stdout between `<<` and `>>`, writes a line to stderr,
 /// and exits with code 5.
 const STDIO_GUEST: &str = r#"(module

@@ -4,6 +4,7 @@
 use super::abi::rights;
 use super::errno::Errno;
 use super::fd_table::{Descriptor, DirHandle, FdEntry, FdTable, Input, Output};
+use super::linker::MemoryCache;
 use super::pipe::{ReadPipe, WritePipe};
 use super::sock::Socket;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,8 @@ pub struct WasiCtx {
     pub(crate) env: Vec<Vec<u8>>,
     pub(crate) fds: FdTable,
     pub(crate) exit_code: Option<i32>,
+    /// The `"memory"` export of each calling instance (`linker.rs`).
+    pub(crate) memories: MemoryCache,
 }
 
 impl WasiCtx {

@@ -3,19 +3,66 @@
 //! Each host function:
 //!
 //! 1. takes the [`WasiCtx`] out of the store's data (`get`), leaving an
-//!    empty one, so that the context and the guest's memory can be
-//!    borrowed at the same time without `unsafe`;
-//! 2. looks up the calling instance's `"memory"` export and wraps its bytes
-//!    in a bounds-checked [`GuestMemory`] (an empty one if there is none);
+//!    empty one (no allocation), so that the context and the guest's
+//!    memory can be borrowed at the same time without `unsafe`;
+//! 2. finds the calling instance's `"memory"` export in the context's
+//!    [`MemoryCache`] and wraps its bytes in a bounds-checked
+//!    [`GuestMemory`] (an empty one if there is none);
 //! 3. runs the call, puts the context back, and returns the errno as the
 //!    function's `i32` result, or ends the instance with a trap
 //!    (`proc_exit`, cancellation).
+//!
+//! # The memory cache
+//!
+//! Looking an export up by name costs a hash of the name on every call.
+//! The cache remembers, per calling [`Instance`] (its identity from
+//! [`Caller::instance`], which costs nothing), which [`Memory`] it exports
+//! as `"memory"`, or that it exports none, so the steady state does no
+//! name lookup. It is kept per instance, not per context: one store (one
+//! `WasiCtx`) may hold several instances, each with its own memory. An
+//! entry never goes stale: an instance's exports are fixed, and an
+//! `Instance` handle names one instance of one store for the store's whole
+//! life (handles of another store never match). A call the host makes
+//! directly, with no calling instance, sees no memory, as before.
 
 use super::abi::MODULE;
 use super::errno::{CallError, CallResult};
 use super::guest_memory::GuestMemory;
 use super::{args_env, clocks, fd, path, poll, proc, random, sock, WasiCtx};
-use shoal_instance::{Caller, Error, Extern, FuncType, Linker, Trap, Val, ValType};
+use shoal_instance::{
+    Caller, Error, Extern, FuncType, Instance, Linker, Memory, Trap, Val, ValType,
+};
+
+/// The `"memory"` export of each instance that has called WASI with this
+/// context (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct MemoryCache {
+    /// The most recent caller: the only one, in the usual one-instance
+    /// store.
+    last: Option<(Instance, Option<Memory>)>,
+    /// Earlier callers, when the store holds several instances.
+    others: Vec<(Instance, Option<Memory>)>,
+}
+
+impl MemoryCache {
+    /// The memory `caller`'s instance exports as `"memory"`, looked up by
+    /// name only on its first call.
+    fn memory<T>(&mut self, caller: &Caller<'_, T>) -> Option<Memory> {
+        let instance = caller.instance()?;
+        match self.last {
+            Some((cached, memory)) if cached == instance => return memory,
+            _ => {}
+        }
+        let memory = match self.others.iter().position(|(i, _)| *i == instance) {
+            Some(at) => self.others.swap_remove(at).1,
+            None => caller.get_export("memory").and_then(Extern::into_memory),
+        };
+        if let Some(previous) = self.last.replace((instance, memory)) {
+            self.others.push(previous);
+        }
+        memory
+    }
+}
 
 /// Runs `f` with the context and memory of the caller.
 fn with_ctx<T>(
@@ -24,7 +71,7 @@ fn with_ctx<T>(
     f: impl FnOnce(&mut WasiCtx, &mut GuestMemory<'_>) -> CallResult,
 ) -> Result<i32, Trap> {
     let mut ctx = std::mem::take(get(caller.data_mut()));
-    let memory = caller.get_export("memory").and_then(Extern::into_memory);
+    let memory = ctx.memories.memory(caller);
     let result = {
         let bytes: &mut [u8] = match memory {
             Some(memory) => memory.data_mut(caller),
