@@ -24,6 +24,7 @@
 //!      this one wait, next to a timer (`host_io::wait_any` over
 //!      `shoal_scheduler::io::wait_any`); the wake-up only says that
 //!      something changed, and the loop collects the events again.
+//!
 //!    Only the green thread waits: the worker runs other instances.
 //! 3. A cancelled green thread ends the call with
 //!    `Trap { kind: Cancelled }`.
