@@ -172,6 +172,29 @@ fn cancelling_a_waiting_instance() {
     std::thread::sleep(Duration::from_millis(50));
     h.cancel();
     assert!(h.join().expect_err("cancelled").is_cancelled());
+
+    // Cancelled while parked on two sockets and a clock; the worker goes
+    // on serving others afterwards.
+    let subs = [
+        read_sub(1, 3),
+        read_sub(2, 4),
+        clock_sub(3, 600_000_000_000),
+    ];
+    let waiter = template(&runtime, &first_event(&subs));
+    let (a, _a_client) = connection();
+    let (b, _b_client) = connection();
+    let ctx = WasiCtx::builder()
+        .socket(Socket::from_std_stream(a).unwrap())
+        .socket(Socket::from_std_stream(b).unwrap())
+        .build()
+        .unwrap();
+    let h = waiter.spawn_with(ctx, vec![]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    h.cancel();
+    assert!(h.join().expect_err("cancelled").is_cancelled());
+    let sleeper = template(&runtime, &first_event(&[clock_sub(5, 1_000_000)]));
+    let h = sleeper.spawn_with(WasiCtx::default(), vec![]).unwrap();
+    assert_eq!(exit_code(h.join()), 1000 + 50);
 }
 
 /// Polls the subscriptions written by the data segments and exits with
