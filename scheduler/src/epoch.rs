@@ -1,4 +1,4 @@
-//! The process-wide epoch counter and the ticker thread that advances it.
+//! The process-wide epoch counter and the ticker threads that advance it.
 //!
 //! The epoch is one `AtomicU64` in a `static`, so its address never changes:
 //! compiled code can embed [`epoch_counter`]'s address and check a deadline
@@ -6,30 +6,32 @@
 //!
 //! # Ticker protocol
 //!
-//! 1. The first executor built starts the ticker thread (period = its
-//!    `epoch_tick`); later executors share it (their tick must be equal, see
-//!    [`crate::BuildError::EpochTickConflict`]). The last executor to shut
-//!    down stops and joins it. A restarted ticker continues from the current
-//!    value: the epoch never goes backwards.
-//! 2. The ticker keeps time rather than counting sleeps: tick `e` is due at
+//! 1. The first executor built starts the tickers (period = its
+//!    `epoch_tick`); later executors share them (their tick must be equal,
+//!    see [`crate::BuildError::EpochTickConflict`]). The last executor to
+//!    shut down stops and joins them. Restarted tickers continue from the
+//!    current value: the epoch never goes backwards.
+//! 2. The tickers keep time rather than counting sleeps: tick `e` is due at
 //!    `origin + e × period` on `CLOCK_MONOTONIC` (the origin is fixed when
-//!    the ticker starts, so that a restarted ticker continues from the
-//!    current value). It sleeps until that absolute time
+//!    they start, so that the count continues from the current value). A
+//!    ticker sleeps until an absolute due time
 //!    (`clock_nanosleep(TIMER_ABSTIME)`) and then raises the epoch to
 //!    `(now − origin) / period` with `fetch_max`. A late wake-up makes the
 //!    epoch jump by the ticks missed, never drift.
-//! 3. Tickers ask for `SCHED_FIFO` priority 1 (falling back to a higher nice
+//! 3. There is one ticker per CPU the process may use, up to
+//!    [`MAX_TICKERS`], each pinned to its own CPU: with `n` of them, ticker
+//!    `i` wakes for the ticks `e ≡ i (mod n)`. The wake-ups (each one
+//!    preempts whatever runs on that CPU) are thus shared evenly: a single
+//!    ticker took about 5% of one CPU at a 250 µs tick, so the worker on
+//!    that CPU ran 5–9% slower than the other, which showed as unfairness
+//!    between the instances of the two workers. And when one CPU stalls (a
+//!    virtual CPU descheduled by the hypervisor: wake-ups 1–19 ms late were
+//!    measured on the 2-vCPU development VM, a few times per second), the
+//!    others still tick, so the running instances of the other CPUs are
+//!    preempted at most one tick late.
+//! 4. Tickers ask for `SCHED_FIFO` priority 1 (falling back to a higher nice
 //!    value) so that busy workers do not delay them; they only sleep and
 //!    store.
-//! 4. On a machine with two CPUs or more, a *backup* ticker runs beside the
-//!    main one, each pinned to a different CPU, waking every
-//!    [`BACKUP_EVERY`] ticks half a tick after the main one is due. Both
-//!    store the same absolute value with `fetch_max`, so the backup changes
-//!    nothing while the main ticker is on time. When the main ticker's CPU
-//!    stalls (a virtual CPU descheduled by the hypervisor: wake-ups 1–19 ms
-//!    late were measured on the 2-vCPU development VM, a few times per
-//!    second), the backup bounds how long the other CPU's running instance
-//!    goes unpreempted, at a quarter of the main ticker's wake-ups.
 //! 5. [`time_to_next_tick`] tells where within the current tick the caller
 //!    is, from the same origin, so that a timeslice starting mid-tick can
 //!    be sized in real time rather than in whole ticks.
@@ -74,8 +76,8 @@ pub fn epoch_tick() -> Option<Duration> {
     (state.users > 0).then_some(state.period)
 }
 
-/// The backup ticker wakes once every this many ticks (see the module docs).
-pub const BACKUP_EVERY: u64 = 4;
+/// At most this many ticker threads (one per CPU; see the module docs).
+pub const MAX_TICKERS: usize = 4;
 
 /// The running tickers' clock: tick `e` is due at `ORIGIN_NS + e ×
 /// PERIOD_NS` (monotonic nanoseconds); `PERIOD_NS == 0` while no ticker
@@ -147,22 +149,22 @@ impl EpochLease {
         );
         PERIOD_NS.store(period_ns, Ordering::Release);
         let stop = Arc::new(AtomicBool::new(false));
-        let backup = sys::allowed_cpus() >= 2;
-        let mut threads = Vec::with_capacity(2);
-        for role in [Role::Main, Role::Backup] {
-            if role == Role::Backup && !backup {
-                break;
-            }
+        let tickers = sys::allowed_cpus().clamp(1, MAX_TICKERS);
+        let mut threads = Vec::with_capacity(tickers);
+        for index in 0..tickers {
             let thread_stop = stop.clone();
             let spawned = std::thread::Builder::new()
-                .name(role.thread_name().into())
-                .spawn(move || tick_loop(role, backup, period_ns, realtime, &thread_stop));
+                .name(format!("shoal-epoch-{index}"))
+                .spawn(move || tick_loop(index, tickers, period_ns, realtime, &thread_stop));
             match spawned {
                 Ok(thread) => threads.push(thread),
-                // Without its backup the main ticker still keeps time.
-                Err(_) if role == Role::Backup => break,
                 Err(e) => {
+                    // Stop the ones already started before reporting.
+                    stop.store(true, Ordering::Relaxed);
                     PERIOD_NS.store(0, Ordering::Release);
+                    for thread in threads {
+                        let _ = thread.join();
+                    }
                     return Err(BuildError::Thread(e));
                 }
             }
@@ -197,47 +199,58 @@ impl Drop for EpochLease {
     }
 }
 
-/// Which of the two tickers a thread is (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Main,
-    Backup,
+/// The first tick after `tick` that is ticker `mine`'s, of `every`
+/// tickers: the least `next > tick` with `next ≡ mine (mod every)`.
+fn next_own_tick(tick: u64, mine: u64, every: u64) -> u64 {
+    tick + 1 + (mine + every - (tick + 1) % every) % every
 }
 
-impl Role {
-    fn thread_name(self) -> &'static str {
-        match self {
-            Role::Main => "shoal-epoch",
-            Role::Backup => "shoal-epoch-backup",
-        }
-    }
-}
-
-fn tick_loop(role: Role, pinned: bool, period_ns: u64, realtime: bool, stop: &AtomicBool) {
-    if pinned {
-        // Best effort: unpinned, the two tickers may share a CPU and
-        // stall together, which is only what one ticker does anyway.
-        let _ = sys::pin_current_thread(role as usize);
+/// Ticker `index` of `tickers` (see the module docs, step 3).
+fn tick_loop(index: usize, tickers: usize, period_ns: u64, realtime: bool, stop: &AtomicBool) {
+    if tickers > 1 {
+        // Best effort: unpinned, tickers may share a CPU and stall together,
+        // which is only what a single ticker does anyway.
+        let _ = sys::pin_current_thread(index);
     }
     if realtime {
         sys::raise_thread_priority();
     }
     let origin = ORIGIN_NS.load(Ordering::Relaxed);
-    let (every, offset) = match role {
-        Role::Main => (1, 0),
-        Role::Backup => (BACKUP_EVERY, period_ns / 2),
-    };
+    let (every, mine) = (tickers as u64, index as u64);
     let mut tick = EPOCH.0.load(Ordering::Relaxed);
     while !stop.load(Ordering::Relaxed) {
-        // The next wake-up: the next multiple of `every` ticks, plus the
-        // role's offset.
-        let next = (tick / every + 1) * every;
-        let due = origin
-            .saturating_add(next.saturating_mul(period_ns))
-            .saturating_add(offset);
+        let next = next_own_tick(tick, mine, every);
+        let due = origin.saturating_add(next.saturating_mul(period_ns));
         sys::sleep_until_monotonic(Duration::from_nanos(due));
         let now = sys::monotonic_now().as_nanos() as u64;
         tick = (now.saturating_sub(origin) / period_ns).max(next);
         EPOCH.0.fetch_max(tick, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_own_tick;
+
+    #[test]
+    fn tickers_share_the_ticks_in_turn() {
+        // One ticker takes every tick.
+        assert_eq!(next_own_tick(7, 0, 1), 8);
+        // Two: ticker 0 the even ticks, ticker 1 the odd ones, always
+        // strictly after the current tick.
+        assert_eq!(next_own_tick(7, 0, 2), 8);
+        assert_eq!(next_own_tick(7, 1, 2), 9);
+        assert_eq!(next_own_tick(8, 0, 2), 10);
+        assert_eq!(next_own_tick(0, 1, 2), 1);
+        // Four, from a late wake-up that jumped past several ticks.
+        for tick in 0..40 {
+            let owned: Vec<u64> = (0..4).map(|i| next_own_tick(tick, i, 4)).collect();
+            let mut sorted = owned.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (tick + 1..tick + 5).collect::<Vec<_>>(), "{tick}");
+            for (i, next) in owned.iter().enumerate() {
+                assert_eq!(next % 4, i as u64);
+            }
+        }
     }
 }
