@@ -51,6 +51,7 @@ use crate::vmcontext::{
     VMContext, VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMMemoryDefinition, VMOffsets,
     VMTableDefinition, ValRaw,
 };
+use crate::{Config, MemoryType, TableType};
 use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -507,14 +508,18 @@ pub(crate) fn instantiate<T>(
     let config = store.engine().config();
     let pools = store.engine().pools();
     let limits = store.resource_limits();
-    let defined_memories = info.memories[info.num_imported_memories as usize..]
-        .iter()
-        .map(|ty| LinearMemory::from_pool(ty, config, limits.max_memory_pages, pools))
-        .collect::<Result<Vec<_>>>()?;
-    let defined_tables = info.tables[info.num_imported_tables as usize..]
-        .iter()
-        .map(|ty| TableStorage::from_pool(ty, 0, config, limits.max_table_elements, pools))
-        .collect::<Result<Vec<_>>>()?;
+    let defined_memories = take_memories(
+        &info.memories[info.num_imported_memories as usize..],
+        config,
+        limits.max_memory_pages,
+        pools,
+    )?;
+    let defined_tables = take_tables(
+        &info.tables[info.num_imported_tables as usize..],
+        config,
+        limits.max_table_elements,
+        pools,
+    )?;
     let vmctx = VMContextAlloc::new(offsets.size() as usize, pools)?;
 
     // Step 3: commit.
@@ -583,6 +588,42 @@ pub(crate) fn instantiate<T>(
         store: inner.opaque.id(),
         index,
     })
+}
+
+/// Takes the module's defined memories from the engine's pools.
+///
+/// A plain loop out of line, where a `collect::<Result<Vec<_>>>()` inlined
+/// into `instantiate` used about 900 bytes of stack in adapter frames: this
+/// is the deepest point of a spawn on a green thread's stack, and every
+/// byte above 4 KiB there costs a parked instance a second stack page.
+#[inline(never)]
+fn take_memories(
+    types: &[MemoryType],
+    config: &Config,
+    max_pages: u64,
+    pools: &Arc<Pools>,
+) -> Result<Vec<LinearMemory>> {
+    let mut memories = Vec::with_capacity(types.len());
+    for ty in types {
+        memories.push(LinearMemory::from_pool(ty, config, max_pages, pools)?);
+    }
+    Ok(memories)
+}
+
+/// Takes the module's defined tables from the engine's pools (see
+/// [`take_memories`]).
+#[inline(never)]
+fn take_tables(
+    types: &[TableType],
+    config: &Config,
+    max_elements: u32,
+    pools: &Arc<Pools>,
+) -> Result<Vec<TableStorage>> {
+    let mut tables = Vec::with_capacity(types.len());
+    for ty in types {
+        tables.push(TableStorage::from_pool(ty, 0, config, max_elements, pools)?);
+    }
+    Ok(tables)
 }
 
 /// Fills the VMContext header, imports and function references.
