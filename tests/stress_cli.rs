@@ -157,6 +157,19 @@ fn preempt_reports_fairness() {
     assert_eq!(lines[0]["starved_instances"], 0);
 }
 
+/// More spinners than one round of timeslices fits in `-t`: those that
+/// never got a slice are reported as starved (counter 0), not as failures.
+#[test]
+fn preempt_counts_instances_stopped_before_their_first_slice_as_starved() {
+    // 2,000 instances x 250 µs / 2 workers = a 250 ms round, against 50 ms.
+    let lines = json_lines(&["preempt", "-n", "2000", "-t", "0.05"]);
+    assert_eq!(lines.len(), 1);
+    let starved = lines[0]["starved_instances"].as_u64().expect("starved");
+    assert!(starved > 0 && starved < 2000, "{starved} starved");
+    assert_eq!(lines[0]["counter_min"], 0);
+    assert_eq!(lines[0]["n"], 2000);
+}
+
 #[test]
 fn idle_measures_parked_instances() {
     let lines = json_lines(&["idle", "--instances", "500", "--warmup", "8"]);

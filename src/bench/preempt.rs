@@ -150,6 +150,9 @@ pub fn run(opts: &StressOptions, p: &PreemptParams) -> Result<PreemptRun, Stress
                 Ok((counter, stats, error)) => {
                     (counter, stats, worker, error.map(|e| e.to_string()))
                 }
+                // Cancelled before its instance was even created (N too
+                // large for T to reach it): it starved, with no progress.
+                Err(e) if e.is_cancelled() => (Some(0), SliceStats::default(), worker, None),
                 Err(e) => (None, SliceStats::default(), worker, Some(e.to_string())),
             }
         });
@@ -212,6 +215,11 @@ pub fn run(opts: &StressOptions, p: &PreemptParams) -> Result<PreemptRun, Stress
             Ok((_, _, _, err)) => failed.push(err.unwrap_or_else(|| "no counter".into())),
             Err(e) => {
                 let e = crate::runtime::RunError::from(e);
+                if e.is_cancelled() {
+                    // Stopped while still waiting for its first slice.
+                    results.push((0, SliceStats::default()));
+                    continue;
+                }
                 limit = limit.or_else(|| Limit::from_run_error(&e));
                 failed.push(e.to_string());
             }
