@@ -25,6 +25,7 @@
 //!
 //! Dropping a [`CompiledCode`] unmaps its code.
 
+use crate::code_layout;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::module_info::ModuleInfo;
@@ -246,28 +247,46 @@ impl<'a> Worker<'a> {
             .compiled_code()
             .ok_or_else(|| job_error(info, job, "no code after compilation".to_string()))?;
         let func_id = FuncId::from_u32(id as u32);
+        // Small loops placed inside one 64-byte line (`code_layout.rs`).
+        let pad = match job {
+            Job::Function(_) => code_layout::loop_padding(
+                code.code_buffer(),
+                &code.bb_starts,
+                code.buffer.alignment,
+            ),
+            _ => None,
+        };
+        let shift = pad.unwrap_or(0);
+        let mut bytes = code_layout::nop_padding(shift as usize);
+        bytes.extend_from_slice(code.code_buffer());
         let compiled = CompiledJob {
-            bytes: code.code_buffer().to_vec(),
+            bytes,
             // Align function starts as Wasmtime does (32 bytes on x86-64):
             // at the buffer's minimum of 1 byte, hot loops straddle cache
-            // lines by chance (sieve's counting loop ran 1.9x slower).
+            // lines by chance (sieve's counting loop ran 1.9x slower). A
+            // function with small loops starts on a line, padded.
             align: u64::from(
                 code.buffer
                     .alignment
-                    .max(isa.function_alignment().preferred),
+                    .max(isa.function_alignment().preferred)
+                    .max(if pad.is_some() { code_layout::LINE } else { 1 }),
             ),
             relocs: code
                 .buffer
                 .relocs()
                 .iter()
-                .map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, func_id))
+                .map(|r| {
+                    let mut reloc = ModuleReloc::from_mach_reloc(r, &self.ctx.func, func_id);
+                    reloc.offset += shift;
+                    reloc
+                })
                 .collect(),
             traps: {
                 let mut t: Vec<(u32, TrapCode)> = code
                     .buffer
                     .traps()
                     .iter()
-                    .map(|t| (t.offset, t.code))
+                    .map(|t| (t.offset + shift, t.code))
                     .collect();
                 t.sort_by_key(|&(o, _)| o);
                 t

@@ -148,6 +148,9 @@ fn build_isa(config: &Config) -> Result<OwnedTargetIsa> {
     // Stack exhaustion is caught by the prologue's stack-limit check.
     set(&mut flags, "enable_probestack", "false")?;
     set(&mut flags, "is_pic", "false")?;
+    // Block offsets, to fit small loops in one line of code
+    // (`code_layout.rs`).
+    set(&mut flags, "machine_code_cfg_info", "true")?;
     let isa_builder = cranelift_native::builder().map_err(|e| bad(e.to_string()))?;
     isa_builder
         .finish(settings::Flags::new(flags))

@@ -53,6 +53,7 @@ pub use trap::{FrameInfo, Trap, TrapKind};
 pub use types::{ExternRef, FuncType, GlobalType, MemoryType, TableType, Val, ValType};
 
 // Compilation (translate: wasm -> Cranelift IR; compile: IR -> placed machine code).
+pub(crate) mod code_layout;
 pub(crate) mod compile;
 pub mod module;
 pub(crate) mod translate;
