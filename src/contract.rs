@@ -78,7 +78,10 @@ pub struct Contract {
     pub max_memory_pages: u64,
     /// Largest table an instance may have, in elements.
     pub max_table_elements: u32,
-    /// Native stack for each instance's green thread, in bytes.
+    /// Native stack an instance's wasm may use, in bytes: deeper recursion
+    /// traps with `StackOverflow`. A runtime's default contract also sizes
+    /// every green thread's stack with it; a template's own contract may
+    /// ask for less, not more.
     pub stack_size: usize,
     /// CPU time an instance may use, in epochs (ticks); `None` is unlimited.
     pub cpu_budget_epochs: Option<u64>,

@@ -222,16 +222,62 @@ fn memory_and_table_limits_fail_growth_as_the_spec_says() {
     );
     assert_eq!(grow.spawn(3).expect("spawn").join().expect("ok"), (2, 5, 5));
 
-    // A contract asking for a smaller stack than the runtime gives wasm
-    // cannot be enforced.
-    let small_stack = Contract {
-        stack_size: 64 * 1024,
+    // A contract promising more stack than the runtime's green threads
+    // have cannot be kept.
+    let big_stack = Contract {
+        stack_size: 64 << 20,
         ..strict
     };
     let err = rt
-        .template_with_contract(&module, &linker, "grow", small_stack)
+        .template_with_contract(&module, &linker, "grow", big_stack)
         .unwrap_err();
     assert!(matches!(err, SpawnError::UnenforceableContract(_)), "{err}");
+}
+
+/// A template contract with a smaller stack than the runtime's: recursion
+/// that the runtime's default contract allows traps with `StackOverflow`
+/// under it, and only in its own instances.
+#[test]
+fn a_smaller_contract_stack_is_enforced_per_instance() {
+    let rt = runtime(Contract::default());
+    let module = rt
+        .compile(
+            r#"(module
+    (func $depth (export "depth") (param i32) (result i32)
+        (if (result i32) (i32.eqz (local.get 0))
+            (then (i32.const 0))
+            (else (i32.add (i32.const 1)
+                (call $depth (i32.sub (local.get 0) (i32.const 1))))))))"#,
+        )
+        .expect("compile");
+    let linker = Linker::<()>::new(rt.engine());
+    let roomy = rt
+        .template(&module, &linker, "depth")
+        .expect("template")
+        .typed::<i32, i32>()
+        .expect("typed");
+    let small = Contract {
+        stack_size: 16 * 1024,
+        ..Contract::default()
+    };
+    let cramped = rt
+        .template_with_contract(&module, &linker, "depth", small)
+        .expect("a smaller stack is enforceable")
+        .typed::<i32, i32>()
+        .expect("typed");
+    assert_eq!(
+        roomy.spawn(3_000).expect("spawn").join().expect("fits"),
+        3_000
+    );
+    match cramped.spawn(3_000).expect("spawn").join() {
+        Err(e) => assert_eq!(
+            e.trap().map(|t| t.kind),
+            Some(TrapKind::StackOverflow),
+            "{e}"
+        ),
+        Ok(v) => panic!("expected a stack overflow, got {v}"),
+    }
+    assert_eq!(cramped.spawn(50).expect("spawn").join().expect("fits"), 50);
 }
 
 #[test]

@@ -316,7 +316,11 @@ pub(crate) unsafe fn invoke_wasm(
     let array_call: ArrayCallFn =
         unsafe { std::mem::transmute::<*const u8, ArrayCallFn>(array_call) };
     let limits = store.limits();
-    let max_stack = store.engine().config().max_wasm_stack;
+    let max_stack = store
+        .engine()
+        .config()
+        .max_wasm_stack
+        .min(store.resource_limits().max_wasm_stack);
     trap_handling::catch_traps(limits, max_stack, || {
         // SAFETY: `vmctx` is the function's own instance (so it serves as
         // the caller's too), `wasm_call` its body, and `values` is valid

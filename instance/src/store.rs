@@ -308,6 +308,11 @@ pub struct StoreLimits {
     pub max_memory_pages: u64,
     /// The most elements any table of the store may have.
     pub max_table_elements: u32,
+    /// The most bytes of native stack wasm of this store may use, counted
+    /// from where the host calls into it (as
+    /// [`Config::max_wasm_stack`](crate::Config), the lower one applies).
+    /// Deeper recursion traps with `StackOverflow`.
+    pub max_wasm_stack: usize,
 }
 
 impl StoreLimits {
@@ -315,6 +320,7 @@ impl StoreLimits {
     pub const UNLIMITED: StoreLimits = StoreLimits {
         max_memory_pages: u64::MAX,
         max_table_elements: u32::MAX,
+        max_wasm_stack: usize::MAX,
     };
 }
 
@@ -515,7 +521,9 @@ impl<T> Store<T> {
     /// - `memory.grow` / `table.grow` (from wasm, or the host's
     ///   [`Memory::grow`](crate::Memory::grow) /
     ///   [`Table::grow`](crate::Table::grow)) past it fail: wasm sees -1,
-    ///   as the spec allows.
+    ///   as the spec allows;
+    /// - wasm recursion deeper than `max_wasm_stack` bytes traps with
+    ///   `StackOverflow` (from the next call into wasm on).
     ///
     /// Set the limits before instantiating: the maximum of a memory also
     /// picks the size of its slot (`Checked` memories), so a memory created

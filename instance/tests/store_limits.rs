@@ -1,11 +1,12 @@
 //! Per-store resource limits (`Store::limiter`): a memory or table whose
 //! minimum is above them fails instantiation with a resource error naming
 //! the limit; `memory.grow` / `table.grow` past them return -1 without a
-//! trap; the engine's `Config` limits still apply, the lower one winning.
+//! trap; wasm recursion deeper than the store's stack limit traps; the
+//! engine's `Config` limits still apply, the lower one winning.
 
 use shoal_instance::{
     Config, Engine, Error, Linker, Memory, MemoryStrategy, MemoryType, Module, Store, StoreLimits,
-    Table, TableType, Val, ValType,
+    Table, TableType, TrapKind, Val, ValType,
 };
 
 const STRATEGIES: [MemoryStrategy; 2] = [MemoryStrategy::Guarded, MemoryStrategy::Checked];
@@ -24,6 +25,7 @@ fn limits(max_memory_pages: u64, max_table_elements: u32) -> StoreLimits {
     StoreLimits {
         max_memory_pages,
         max_table_elements,
+        ..StoreLimits::UNLIMITED
     }
 }
 
@@ -273,4 +275,43 @@ fn lowering_the_limits_later_applies_to_existing_objects() {
         assert_eq!(grow_memory.call(&mut store, (1,)).expect("grow"), 4);
         assert_eq!(grow_table.call(&mut store, (1,)).expect("grow"), 5);
     }
+}
+
+const RECURSE_WAT: &str = r#"(module
+    (func $depth (export "depth") (param i32) (result i32)
+        (if (result i32) (i32.eqz (local.get 0))
+            (then (i32.const 0))
+            (else (i32.add (i32.const 1)
+                (call $depth (i32.sub (local.get 0) (i32.const 1))))))))"#;
+
+/// A store's `max_wasm_stack` below the engine's: recursion that fits the
+/// engine's limit traps with `StackOverflow` under the store's, and fits
+/// again once the store's limit is raised (it applies per call into wasm).
+#[test]
+fn wasm_stack_stops_at_the_store_limit() {
+    let engine = Engine::new(Config::default()).expect("engine");
+    let module = Module::new(&engine, RECURSE_WAT).expect("module");
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine)
+        .instantiate(&mut store, &module)
+        .expect("instantiate");
+    let depth = instance
+        .get_typed_func::<(i32,), i32>(&store, "depth")
+        .expect("export");
+    // 5,000 frames fit the engine's 512 KiB.
+    assert_eq!(depth.call(&mut store, (5_000,)).expect("fits"), 5_000);
+
+    store.limiter(StoreLimits {
+        max_wasm_stack: 16 * 1024,
+        ..StoreLimits::UNLIMITED
+    });
+    match depth.call(&mut store, (5_000,)) {
+        Err(Error::Trap(trap)) => assert_eq!(trap.kind, TrapKind::StackOverflow, "{trap}"),
+        other => panic!("expected a stack overflow, got {other:?}"),
+    }
+    // Shallow recursion still fits the small stack.
+    assert_eq!(depth.call(&mut store, (50,)).expect("fits"), 50);
+
+    store.limiter(StoreLimits::UNLIMITED);
+    assert_eq!(depth.call(&mut store, (5_000,)).expect("fits again"), 5_000);
 }

@@ -64,9 +64,11 @@
 //!   contract's limits are the engine's, for every instance; a template's
 //!   own contract sets stricter ones on each of its instances' stores
 //!   (`Store::limiter`).
-//! - `stack_size` is the size of every green thread's stack and the
-//!   engine's `max_wasm_stack`: a template contract may not ask for less
-//!   (refused with [`SpawnError::UnenforceableContract`]).
+//! - `stack_size`: the default contract's is the size of every green
+//!   thread's stack and the engine's `max_wasm_stack`; a template's own
+//!   contract may set less (enforced per store: deeper recursion traps with
+//!   `StackOverflow`), not more (refused with
+//!   [`SpawnError::UnenforceableContract`]).
 //! - `cpu_budget_epochs`: CPU time (ticks the instance's green thread
 //!   actually ran, `cpu_clock.rs`); a spent budget ends the instance with
 //!   `Trap { kind: Timeout }`, within one timeslice.

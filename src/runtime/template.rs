@@ -106,10 +106,12 @@ impl<T: Send + 'static> InstanceTemplate<T> {
         };
         let config = runtime.engine().config();
         let store_limits = (contract.max_memory_pages < config.max_memory_pages
-            || contract.max_table_elements < config.max_table_elements)
+            || contract.max_table_elements < config.max_table_elements
+            || contract.stack_size < config.max_wasm_stack)
             .then_some(StoreLimits {
                 max_memory_pages: contract.max_memory_pages,
                 max_table_elements: contract.max_table_elements,
+                max_wasm_stack: contract.stack_size,
             });
         Ok(InstanceTemplate {
             shared: Arc::new(TemplateShared {
@@ -383,16 +385,17 @@ fn entry_type(module: &Module, name: &str) -> Result<FuncType, SpawnError> {
 
 /// Refuses a contract whose limits this runtime cannot hold instances to.
 ///
-/// Memory and table limits are set per store ([`StoreLimits`]), so any
-/// contract can have its own. The wasm stack limit is the engine's
-/// (`Config::max_wasm_stack`, from the runtime's default contract): a
-/// template contract may not ask for less.
+/// Memory, table and wasm stack limits are set per store
+/// ([`StoreLimits`]), so a contract may ask for less than the runtime's
+/// default contract. It may not ask for more stack: every green thread's
+/// stack has the runtime's size (`Config::max_wasm_stack`), which no
+/// instance can exceed.
 fn check_enforceable(runtime: &Runtime, contract: &Contract) -> Result<(), SpawnError> {
     let max_wasm_stack = runtime.engine().config().max_wasm_stack;
-    if contract.stack_size < max_wasm_stack {
+    if contract.stack_size > max_wasm_stack {
         return Err(SpawnError::UnenforceableContract(format!(
-            "the contract allows {} bytes of stack, but this runtime gives wasm up to {} bytes \
-             in every instance: build the runtime with this stack size in its default contract",
+            "the contract promises {} bytes of stack, but this runtime's green threads give wasm \
+             at most {} bytes: build the runtime with this stack size in its default contract",
             contract.stack_size, max_wasm_stack
         )));
     }
