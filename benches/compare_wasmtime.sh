@@ -33,9 +33,7 @@
 #        QUIET_WAIT_S   longest wait for an idle machine before each run [600; 0: none]
 set -euo pipefail
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-peer_src="$repo/../shared/peers/wasmtime-peer"
-peer="${WASMTIME_PEER:-/work/target-peer/release/wasmtime-peer}"
+source "$(dirname "$0")/peer_env.sh"
 out="${OUT_DIR:-$repo/target/compare-wasmtime}"
 reps=11
 rounds=5
@@ -50,15 +48,7 @@ mkdir -p "$out"
 : > "$out/shoal.jsonl"
 : > "$out/wasmtime.jsonl"
 
-if [ ! -x "$peer" ]; then
-  echo "building the Wasmtime peer (first build: ~15 min) ..." >&2
-  (cd "$peer_src" && CARGO_TARGET_DIR="$(dirname "$(dirname "$peer")")" cargo build --release)
-fi
-echo "building: cargo build --release --example compute_report" >&2
-(cd "$repo" && cargo build --quiet --release --example compute_report)
-target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-shoal="$target_dir/release/examples/compute_report"
+shoal="$(build_shoal --example compute_report)"
 
 # CPUs busy (all processes) over one second, from /proc/stat.
 busy_cpus() {

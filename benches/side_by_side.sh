@@ -22,10 +22,7 @@
 #        OUT_DIR        where the raw JSON lines are kept [target/side-by-side]
 set -euo pipefail
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-peer_src="$repo/../shared/peers/wasmtime-peer"
-workloads="$repo/../shared/workloads"
-peer="${WASMTIME_PEER:-/work/target-peer/release/wasmtime-peer}"
+source "$(dirname "$0")/peer_env.sh"
 out="${OUT_DIR:-$repo/target/side-by-side}"
 rounds=3
 while [ $# -gt 0 ]; do
@@ -37,15 +34,7 @@ done
 mkdir -p "$out"
 : > "$out/runs.jsonl"
 
-if [ ! -x "$peer" ]; then
-  echo "building the Wasmtime peer (first build: ~15 min) ..." >&2
-  (cd "$peer_src" && CARGO_TARGET_DIR="$(dirname "$(dirname "$peer")")" cargo build --release)
-fi
-echo "building: cargo build --release --bin shoal" >&2
-(cd "$repo" && cargo build --quiet --release --bin shoal)
-target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-shoal="$target_dir/release/shoal"
+shoal="$(build_shoal --bin shoal)"
 
 # One pair: a label, then the workload and its arguments (same on both sides).
 # Extra Shoal-only / peer-only options go in SHOAL_OPTS / PEER_OPTS.

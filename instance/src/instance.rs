@@ -51,7 +51,6 @@ use crate::vmcontext::{
     VMContext, VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMMemoryDefinition, VMOffsets,
     VMTableDefinition, ValRaw,
 };
-use crate::{Config, MemoryType, TableType};
 use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -508,18 +507,13 @@ pub(crate) fn instantiate<T>(
     let config = store.engine().config();
     let pools = store.engine().pools();
     let limits = store.resource_limits();
-    let defined_memories = take_memories(
+    let defined_memories = take_each(
         &info.memories[info.num_imported_memories as usize..],
-        config,
-        limits.max_memory_pages,
-        pools,
+        |ty| LinearMemory::from_pool(ty, config, limits.max_memory_pages, pools),
     )?;
-    let defined_tables = take_tables(
-        &info.tables[info.num_imported_tables as usize..],
-        config,
-        limits.max_table_elements,
-        pools,
-    )?;
+    let defined_tables = take_each(&info.tables[info.num_imported_tables as usize..], |ty| {
+        TableStorage::from_pool(ty, 0, config, limits.max_table_elements, pools)
+    })?;
     let vmctx = VMContextAlloc::new(offsets.size() as usize, pools)?;
 
     // Step 3: commit.
@@ -590,40 +584,20 @@ pub(crate) fn instantiate<T>(
     })
 }
 
-/// Takes the module's defined memories from the engine's pools.
+/// Takes one pooled resource for each of `types` (the module's defined
+/// memories or tables), stopping at the first failure.
 ///
 /// A plain loop out of line, where a `collect::<Result<Vec<_>>>()` inlined
 /// into `instantiate` used about 900 bytes of stack in adapter frames: this
 /// is the deepest point of a spawn on a green thread's stack, and every
 /// byte above 4 KiB there costs a parked instance a second stack page.
 #[inline(never)]
-fn take_memories(
-    types: &[MemoryType],
-    config: &Config,
-    max_pages: u64,
-    pools: &Arc<Pools>,
-) -> Result<Vec<LinearMemory>> {
-    let mut memories = Vec::with_capacity(types.len());
+fn take_each<Ty, R>(types: &[Ty], take: impl Fn(&Ty) -> Result<R>) -> Result<Vec<R>> {
+    let mut taken = Vec::with_capacity(types.len());
     for ty in types {
-        memories.push(LinearMemory::from_pool(ty, config, max_pages, pools)?);
+        taken.push(take(ty)?);
     }
-    Ok(memories)
-}
-
-/// Takes the module's defined tables from the engine's pools (see
-/// [`take_memories`]).
-#[inline(never)]
-fn take_tables(
-    types: &[TableType],
-    config: &Config,
-    max_elements: u32,
-    pools: &Arc<Pools>,
-) -> Result<Vec<TableStorage>> {
-    let mut tables = Vec::with_capacity(types.len());
-    for ty in types {
-        tables.push(TableStorage::from_pool(ty, 0, config, max_elements, pools)?);
-    }
-    Ok(tables)
+    Ok(taken)
 }
 
 /// Fills the VMContext header, imports and function references.
