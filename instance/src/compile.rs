@@ -176,7 +176,13 @@ impl<'a> Worker<'a> {
     ) -> Self {
         Worker {
             engine,
-            env: FuncEnvironment::new(info, offsets, engine.isa(), engine.config()),
+            env: FuncEnvironment::new(
+                info,
+                offsets,
+                engine.isa(),
+                engine.config(),
+                engine.epoch_counter(),
+            ),
             translator: FuncTranslator::new(),
             trampoline_ctx: FunctionBuilderContext::new(),
             ctx: Context::new(),
@@ -547,7 +553,13 @@ pub(crate) fn function_clif(
     offsets: &VMOffsets,
     defined: u32,
 ) -> Result<String> {
-    let mut env = FuncEnvironment::new(info, offsets, engine.isa(), engine.config());
+    let mut env = FuncEnvironment::new(
+        info,
+        offsets,
+        engine.isa(),
+        engine.config(),
+        engine.epoch_counter(),
+    );
     let mut func = cranelift_codegen::ir::Function::new();
     FuncTranslator::new()
         .translate(&mut env, defined, &mut func)

@@ -12,7 +12,7 @@
 //! and `fcopysign` only touch the sign bit.
 
 use super::control::{ControlFrame, ElseData, TranslationState};
-use super::env::FuncEnvironment;
+use super::env::{CheckSite, FuncEnvironment};
 use super::TResult;
 use crate::libcall::Libcall;
 use crate::trap::codes;
@@ -116,7 +116,7 @@ pub(crate) fn translate_operator(
             state.pushn(builder.block_params(header));
             builder.switch_to_block(header);
             if env.epoch_interruption() {
-                env.epoch_check(builder)?;
+                env.epoch_check(builder, CheckSite::LoopHeader)?;
             }
         }
         Operator::If { blockty } => {
