@@ -244,6 +244,25 @@ impl Memory {
         }
     }
 
+    /// The memory's bytes and the store's host data, both mutably at once
+    /// (the bytes are not part of the host data): for host functions that
+    /// keep their state in the store and work on guest memory, such as
+    /// WASI, without moving their state out of the store and back.
+    pub fn data_and_store_mut<'a, S: AsContextMut>(
+        &self,
+        store: &'a mut S,
+    ) -> (&'a mut [u8], &'a mut S::Data) {
+        let inner = store.store_inner_mut();
+        let bytes = match self.get(&inner.opaque) {
+            // SAFETY: as in `data_mut`: the exclusive borrow of the store
+            // for 'a excludes every other access to the bytes, which live
+            // in the memory's own mapping, disjoint from `inner.data`.
+            Ok(m) => unsafe { m.memory.bytes_mut() },
+            Err(_) => &mut [],
+        };
+        (bytes, &mut inner.data)
+    }
+
     /// Copies `buf.len()` bytes at `offset` into `buf`.
     pub fn read(&self, store: &impl AsContext, offset: usize, buf: &mut [u8]) -> Result<()> {
         let data = self.data(store);

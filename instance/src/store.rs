@@ -385,7 +385,7 @@ pub struct StoreInner<T> {
     pub(crate) linker_funcs: AddrMap,
     /// Called when wasm reaches the epoch deadline (see `opaque.epoch_shim`).
     epoch_callback: Option<Box<EpochCallback<T>>>,
-    data: T,
+    pub(crate) data: T,
 }
 
 /// Owns everything instances need at run time. See the module docs.

@@ -2,15 +2,15 @@
 //!
 //! Each host function:
 //!
-//! 1. takes the [`WasiCtx`] out of the store's data (`get`), leaving an
-//!    empty one (no allocation), so that the context and the guest's
-//!    memory can be borrowed at the same time without `unsafe`;
-//! 2. finds the calling instance's `"memory"` export in the context's
-//!    [`MemoryCache`] and wraps its bytes in a bounds-checked
-//!    [`GuestMemory`] (an empty one if there is none);
-//! 3. runs the call, puts the context back, and returns the errno as the
-//!    function's `i32` result, or ends the instance with a trap
-//!    (`proc_exit`, cancellation).
+//! 1. finds the calling instance's `"memory"` export in the context's
+//!    [`MemoryCache`] (the [`WasiCtx`] is found in the store's data by
+//!    `get`);
+//! 2. borrows the memory's bytes and the store's data at once
+//!    ([`Memory::data_and_store_mut`]: the bytes are not part of the data)
+//!    and wraps the bytes in a bounds-checked [`GuestMemory`] (an empty one
+//!    if there is no memory);
+//! 3. runs the call and returns the errno as the function's `i32` result,
+//!    or ends the instance with a trap (`proc_exit`, cancellation).
 //!
 //! # The memory cache
 //!
@@ -45,23 +45,38 @@ pub(crate) struct MemoryCache {
 }
 
 impl MemoryCache {
-    /// The memory `caller`'s instance exports as `"memory"`, looked up by
-    /// name only on its first call.
-    fn memory<T>(&mut self, caller: &Caller<'_, T>) -> Option<Memory> {
-        let instance = caller.instance()?;
+    /// What `instance` exports as `"memory"` (`Some(None)`: nothing), if it
+    /// has called before; it becomes the most recent caller.
+    fn lookup(&mut self, instance: Instance) -> Option<Option<Memory>> {
         match self.last {
-            Some((cached, memory)) if cached == instance => return memory,
+            Some((cached, memory)) if cached == instance => return Some(memory),
             _ => {}
         }
-        let memory = match self.others.iter().position(|(i, _)| *i == instance) {
-            Some(at) => self.others.swap_remove(at).1,
-            None => caller.get_export("memory").and_then(Extern::into_memory),
-        };
+        let at = self.others.iter().position(|(i, _)| *i == instance)?;
+        let memory = self.others.swap_remove(at).1;
+        self.remember(instance, memory);
+        Some(memory)
+    }
+
+    /// Records what `instance` exports as `"memory"`, as the most recent
+    /// caller.
+    fn remember(&mut self, instance: Instance, memory: Option<Memory>) {
         if let Some(previous) = self.last.replace((instance, memory)) {
             self.others.push(previous);
         }
-        memory
     }
+}
+
+/// The memory the calling instance exports as `"memory"`: from the cache,
+/// or looked up by name on the instance's first call.
+fn caller_memory<T>(caller: &mut Caller<'_, T>, get: fn(&mut T) -> &mut WasiCtx) -> Option<Memory> {
+    let instance = caller.instance()?;
+    if let Some(memory) = get(caller.data_mut()).memories.lookup(instance) {
+        return memory;
+    }
+    let memory = caller.get_export("memory").and_then(Extern::into_memory);
+    get(caller.data_mut()).memories.remember(instance, memory);
+    memory
 }
 
 /// Runs `f` with the context and memory of the caller.
@@ -70,16 +85,13 @@ fn with_ctx<T>(
     get: fn(&mut T) -> &mut WasiCtx,
     f: impl FnOnce(&mut WasiCtx, &mut GuestMemory<'_>) -> CallResult,
 ) -> Result<i32, Trap> {
-    let mut ctx = std::mem::take(get(caller.data_mut()));
-    let memory = ctx.memories.memory(caller);
-    let result = {
-        let bytes: &mut [u8] = match memory {
-            Some(memory) => memory.data_mut(caller),
-            None => &mut [],
-        };
-        f(&mut ctx, &mut GuestMemory::new(bytes))
+    let result = match caller_memory(caller, get) {
+        Some(memory) => {
+            let (bytes, data) = memory.data_and_store_mut(caller);
+            f(get(data), &mut GuestMemory::new(bytes))
+        }
+        None => f(get(caller.data_mut()), &mut GuestMemory::new(&mut [])),
     };
-    *get(caller.data_mut()) = ctx;
     match result {
         Ok(()) => Ok(0),
         Err(CallError::Errno(errno)) => Ok(i32::from(errno as u16)),
