@@ -48,13 +48,14 @@ use std::time::{Duration, Instant};
 
 /// Extra tick given to a slice that starts at an arbitrary point within a
 /// tick (when an instance comes back from a host call that parked it;
-/// births are sized more finely by [`birth_grace`]): a deadline `now + slice` would give it anywhere from 0 to
-/// `slice` ticks, so a request of a few microseconds that happens to
-/// straddle a tick boundary would be preempted and wait behind the whole
-/// run queue. With the grace tick such a slice lasts `slice` to `slice + 1`
-/// ticks, and a request shorter than a tick never reaches a deadline.
-/// Slices that start right after a preemption need no grace: they start
-/// just after the tick that ended the previous slice.
+/// births are sized more finely by [`birth_grace`]): a deadline
+/// `now + slice` would give it anywhere from 0 to `slice` ticks, so a
+/// request of a few microseconds that happens to straddle a tick boundary
+/// would be preempted and wait behind the whole run queue. With the grace
+/// tick such a slice lasts `slice` to `slice + 1` ticks, and a request
+/// shorter than a tick never reaches a deadline. Slices that start right
+/// after a preemption need no grace: they start just after the tick that
+/// ended the previous slice.
 pub(crate) const GRACE: u64 = 1;
 
 /// The grace for a slice that starts now, at birth: none when at least
