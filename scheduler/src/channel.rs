@@ -108,7 +108,24 @@ struct State<T> {
     waiting_senders: VecDeque<Arc<Waiter>>,
 }
 
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Receivers => Side::Senders,
+            Side::Senders => Side::Receivers,
+        }
+    }
+}
+
 impl<T> State<T> {
+    /// How many handles of `side` are alive.
+    fn handles(&mut self, side: Side) -> &mut usize {
+        match side {
+            Side::Receivers => &mut self.receivers,
+            Side::Senders => &mut self.senders,
+        }
+    }
+
     fn waiters(&mut self, side: Side) -> &mut VecDeque<Arc<Waiter>> {
         match side {
             Side::Receivers => &mut self.waiting_receivers,
@@ -140,6 +157,33 @@ struct Chan<T> {
 impl<T> Chan<T> {
     fn has_room(&self, state: &State<T>) -> bool {
         self.capacity.is_none_or(|cap| state.queue.len() < cap)
+    }
+
+    fn len(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    /// A new handle of `side` (a clone).
+    fn add_handle(&self, side: Side) {
+        *self.state.lock().handles(side) += 1;
+    }
+
+    /// One handle of `side` is dropped; when it was the last, every waiter
+    /// of the other side is woken (to find the channel disconnected).
+    fn drop_handle(&self, side: Side) {
+        let waiters = {
+            let mut state = self.state.lock();
+            let handles = state.handles(side);
+            *handles -= 1;
+            if *handles == 0 {
+                state.notify_all(side.other())
+            } else {
+                Vec::new()
+            }
+        };
+        for waiter in waiters {
+            waiter.thread.unpark();
+        }
     }
 }
 
@@ -284,7 +328,7 @@ impl<T> Sender<T> {
 
     /// Values queued now.
     pub fn len(&self) -> usize {
-        self.chan.state.lock().queue.len()
+        self.chan.len()
     }
 
     /// Whether no value is queued now.
@@ -300,7 +344,7 @@ impl<T> Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.chan.state.lock().senders += 1;
+        self.chan.add_handle(Side::Senders);
         Sender {
             chan: self.chan.clone(),
         }
@@ -309,18 +353,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let waiters = {
-            let mut state = self.chan.state.lock();
-            state.senders -= 1;
-            if state.senders == 0 {
-                state.notify_all(Side::Receivers)
-            } else {
-                Vec::new()
-            }
-        };
-        for waiter in waiters {
-            waiter.thread.unpark();
-        }
+        self.chan.drop_handle(Side::Senders);
     }
 }
 
@@ -418,7 +451,7 @@ impl<T> Receiver<T> {
 
     /// Values queued now.
     pub fn len(&self) -> usize {
-        self.chan.state.lock().queue.len()
+        self.chan.len()
     }
 
     /// Whether no value is queued now.
@@ -434,7 +467,7 @@ impl<T> Receiver<T> {
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.chan.state.lock().receivers += 1;
+        self.chan.add_handle(Side::Receivers);
         Receiver {
             chan: self.chan.clone(),
         }
@@ -443,18 +476,7 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let waiters = {
-            let mut state = self.chan.state.lock();
-            state.receivers -= 1;
-            if state.receivers == 0 {
-                state.notify_all(Side::Senders)
-            } else {
-                Vec::new()
-            }
-        };
-        for waiter in waiters {
-            waiter.thread.unpark();
-        }
+        self.chan.drop_handle(Side::Receivers);
     }
 }
 
