@@ -600,6 +600,26 @@ fn take_each<Ty, R>(types: &[Ty], take: impl Fn(&Ty) -> Result<R>) -> Result<Vec
     Ok(taken)
 }
 
+/// Writes, for each imported entity of one kind (`handles`: their indices
+/// in the store), its definition pointer into the VMContext slot of its
+/// import index.
+///
+/// # Safety
+///
+/// `slot(i)` must be the offset of a field of type `D` in `instance`'s
+/// VMContext layout, for every import index `i` of `handles`.
+unsafe fn write_imported<D>(
+    instance: &InstanceData,
+    handles: &[u32],
+    slot: impl Fn(u32) -> u32,
+    definition: impl Fn(u32) -> D,
+) {
+    for (i, &handle) in handles.iter().enumerate() {
+        // SAFETY: per the contract, `slot(i)` holds a `D`.
+        unsafe { instance.write(slot(i as u32), definition(handle)) };
+    }
+}
+
 /// Fills the VMContext header, imports and function references.
 fn write_vmctx(
     store: &StoreOpaque,
@@ -653,41 +673,28 @@ fn write_vmctx(
             instance.write(offsets.func_ref(i), func_ref);
         }
     }
-    for (i, &t) in instance.tables[..info.num_imported_tables as usize]
-        .iter()
-        .enumerate()
-    {
-        // SAFETY: see above.
-        unsafe {
-            instance.write(
-                offsets.imported_table(i as u32),
-                store.tables[t as usize].definition(),
-            )
-        };
-    }
-    for (i, &m) in instance.memories[..info.num_imported_memories as usize]
-        .iter()
-        .enumerate()
-    {
-        // SAFETY: see above.
-        unsafe {
-            instance.write(
-                offsets.imported_memory(i as u32),
-                store.memories[m as usize].definition(),
-            )
-        };
-    }
-    for (i, &g) in instance.globals[..info.num_imported_globals as usize]
-        .iter()
-        .enumerate()
-    {
-        // SAFETY: see above.
-        unsafe {
-            instance.write(
-                offsets.imported_global(i as u32),
-                store.globals[g as usize].definition(),
-            )
-        };
+    // SAFETY (the three calls): each offset function is the layout's slot
+    // for the imported table, memory or global of that index, which holds
+    // a pointer to its definition, the type `definition()` returns.
+    unsafe {
+        write_imported(
+            instance,
+            &instance.tables[..info.num_imported_tables as usize],
+            |i| offsets.imported_table(i),
+            |t| store.tables[t as usize].definition(),
+        );
+        write_imported(
+            instance,
+            &instance.memories[..info.num_imported_memories as usize],
+            |i| offsets.imported_memory(i),
+            |m| store.memories[m as usize].definition(),
+        );
+        write_imported(
+            instance,
+            &instance.globals[..info.num_imported_globals as usize],
+            |i| offsets.imported_global(i),
+            |g| store.globals[g as usize].definition(),
+        );
     }
     for index in info.num_imported_funcs..info.functions.len() as u32 {
         let ty = info.functions[index as usize];
