@@ -166,6 +166,20 @@ pub fn path_open(
     Ok(())
 }
 
+/// One directory operation on the guest path at `path_ptr` under the
+/// preopen or directory `fd`, which must have `right`.
+fn path_op(
+    ctx: &mut WasiCtx,
+    mem: &GuestMemory<'_>,
+    (fd, path_ptr, path_len): (u32, u32, u32),
+    right: u64,
+    op: impl FnOnce(&cap_std::fs::Dir, PathBuf) -> std::io::Result<()>,
+) -> CallResult {
+    let path = guest_path(mem, path_ptr, path_len)?;
+    let (_, dir) = dir_with(&ctx.fds, fd, right)?;
+    io_result(op(&dir.dir, path))
+}
+
 /// `path_create_directory(fd, path, path_len)`.
 pub fn path_create_directory(
     ctx: &mut WasiCtx,
@@ -174,9 +188,10 @@ pub fn path_create_directory(
     path_ptr: u32,
     path_len: u32,
 ) -> CallResult {
-    let path = guest_path(mem, path_ptr, path_len)?;
-    let (_, dir) = dir_with(&ctx.fds, fd, rights::PATH_CREATE_DIRECTORY)?;
-    io_result(dir.dir.create_dir(path))
+    let at = (fd, path_ptr, path_len);
+    path_op(ctx, mem, at, rights::PATH_CREATE_DIRECTORY, |d, p| {
+        d.create_dir(p)
+    })
 }
 
 /// `path_remove_directory(fd, path, path_len)`.
@@ -187,9 +202,10 @@ pub fn path_remove_directory(
     path_ptr: u32,
     path_len: u32,
 ) -> CallResult {
-    let path = guest_path(mem, path_ptr, path_len)?;
-    let (_, dir) = dir_with(&ctx.fds, fd, rights::PATH_REMOVE_DIRECTORY)?;
-    io_result(dir.dir.remove_dir(path))
+    let at = (fd, path_ptr, path_len);
+    path_op(ctx, mem, at, rights::PATH_REMOVE_DIRECTORY, |d, p| {
+        d.remove_dir(p)
+    })
 }
 
 /// `path_unlink_file(fd, path, path_len)`.
@@ -200,9 +216,10 @@ pub fn path_unlink_file(
     path_ptr: u32,
     path_len: u32,
 ) -> CallResult {
-    let path = guest_path(mem, path_ptr, path_len)?;
-    let (_, dir) = dir_with(&ctx.fds, fd, rights::PATH_UNLINK_FILE)?;
-    io_result(dir.dir.remove_file(path))
+    let at = (fd, path_ptr, path_len);
+    path_op(ctx, mem, at, rights::PATH_UNLINK_FILE, |d, p| {
+        d.remove_file(p)
+    })
 }
 
 /// `path_filestat_get(fd, flags, path, path_len, buf)`.
