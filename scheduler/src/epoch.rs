@@ -53,7 +53,7 @@ struct PaddedEpoch(AtomicU64);
 
 static EPOCH: PaddedEpoch = PaddedEpoch(AtomicU64::new(0));
 
-/// The global epoch counter, incremented once per tick by the ticker thread.
+/// The global epoch counter, advanced once per tick by the ticker threads.
 ///
 /// The reference is `'static` and its address is stable for the life of the
 /// process: JIT-compiled code may load it directly (a `Relaxed` load is

@@ -121,7 +121,7 @@ pub struct EchoConfig {
     /// machine both servers then see the same noise.
     pub rounds: usize,
     /// Shoal's epoch tick, which is also its timeslice (default: the
-    /// runtime's, 250 µs). The ticker thread wakes once per tick.
+    /// runtime's, 250 µs). A ticker thread wakes once per tick.
     pub epoch_tick: Option<Duration>,
 }
 
