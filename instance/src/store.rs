@@ -274,6 +274,12 @@ impl StoreGlobal {
 
 /// Runs host function `index` of the store on a `ValRaw` array
 /// (monomorphised for the store's `T`; see [`crate::func`]).
+///
+/// # Safety
+///
+/// `store` is the `StoreOpaque` inside a live `StoreInner<T>` of the `T`
+/// the shim was made for, with no Rust reference to the store in use (wasm
+/// is running on its behalf), and `values` is valid for `len` slots.
 pub(crate) type HostCallShim = unsafe fn(
     store: NonNull<StoreOpaque>,
     index: u32,
@@ -285,6 +291,11 @@ pub(crate) type HostCallShim = unsafe fn(
 /// Runs the store's epoch deadline callback for the instance with index
 /// `caller` (monomorphised for the store's `T`; see
 /// [`Store::epoch_deadline_callback`]).
+///
+/// # Safety
+///
+/// As for [`HostCallShim`]: `store` is inside a live `StoreInner<T>` of the
+/// shim's `T`, not otherwise borrowed.
 pub(crate) type EpochShim =
     unsafe fn(store: NonNull<StoreOpaque>, caller: u32) -> Result<(), UnwindReason>;
 

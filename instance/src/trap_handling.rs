@@ -902,6 +902,8 @@ mod tests {
 
     #[test]
     fn unreachable_is_a_trap_with_backtrace() {
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(UD2, 0, 0);
         })
@@ -915,6 +917,8 @@ mod tests {
     #[test]
     fn load_from_guard_region_is_out_of_bounds() {
         let page = guard_page();
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(LOAD, page + 8, 0);
         })
@@ -925,6 +929,8 @@ mod tests {
 
     #[test]
     fn hardware_divide_error_is_a_trap() {
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(DIV, 1, 0);
         })
@@ -932,6 +938,8 @@ mod tests {
         assert_eq!(trap.kind, TrapKind::IntegerDivisionByZero);
         // And the function works when it does not fault.
         let mut q = 0;
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         catch_traps(ptr::null_mut(), STACK, || q = unsafe { call(DIV, 42, 6) }).unwrap();
         assert_eq!(q, 7);
     }
@@ -939,6 +947,8 @@ mod tests {
     #[test]
     fn backtrace_walks_wasm_frames_through_calls() {
         // CALL -> UD2: innermost first.
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(CALL, func_addr(UD2), 0);
         })
@@ -949,6 +959,8 @@ mod tests {
 
     #[test]
     fn unknown_trap_code_is_still_a_trap() {
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(UNKNOWN_CODE, 0, 0);
         })
@@ -969,6 +981,8 @@ mod tests {
         let before = mask();
         let page = guard_page();
         for i in 0..2000 {
+            // SAFETY: each test function is called with the arguments it expects; a fault
+            // in them is what `catch_traps` is there to catch.
             let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
                 match i % 3 {
                     0 => call(UD2, 0, 0),
@@ -1020,6 +1034,8 @@ mod tests {
             "the unwinder finds the wasm caller"
         );
 
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(CALL, host(host_raise_message), 0);
         })
@@ -1028,6 +1044,8 @@ mod tests {
         assert_eq!(trap.message.as_deref(), Some("disk on fire"));
         assert_eq!(indices(&trap), [CALL as u32]);
 
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(CALL, host(host_exit), 3);
         })
@@ -1065,6 +1083,8 @@ mod tests {
         assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
         assert_clean();
         // The thread still works.
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         assert!(catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(UD2, 0, 0);
         })
@@ -1091,6 +1111,8 @@ mod tests {
     /// host -> wasm -> host_nested -> catch_traps -> wasm traps (inner), then
     /// returns normally to the outer wasm.
     extern "C" fn host_nested(_: usize) -> usize {
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let inner = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(CALL, func_addr(UD2), 0);
         });
@@ -1106,6 +1128,8 @@ mod tests {
 
     /// Like host_nested, but then the outer activation traps too.
     extern "C" fn host_nested_then_raise(_: usize) -> usize {
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let inner = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(DIV, 1, 0);
         });
@@ -1124,6 +1148,8 @@ mod tests {
         assert_eq!(result, 7);
         assert_eq!(INNER.with(|c| c.take()), Some(TrapKind::Unreachable));
 
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(CALL, host(host_nested_then_raise), 0);
         })
@@ -1160,6 +1186,8 @@ mod tests {
                 seen.0 = (*outer_ptr).stack_limit
             })
             .unwrap();
+            // SAFETY: each test function is called with the arguments it expects; a fault
+            // in them is what `catch_traps` is there to catch.
             catch_traps(other_ptr, 1, || unsafe {
                 seen.1 = (*other_ptr).stack_limit
             })
@@ -1179,6 +1207,8 @@ mod tests {
     fn wasm_recursion_hits_the_stack_limit() {
         let mut limits = VMRuntimeLimits::default();
         let limits_ptr: *mut VMRuntimeLimits = &mut limits;
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(limits_ptr, 256 * 1024, || unsafe {
             call(RECURSE, limits_ptr as usize, 0);
         })
@@ -1212,6 +1242,8 @@ mod tests {
             let mut limits = VMRuntimeLimits::default();
             let limits_ptr: *mut VMRuntimeLimits = &mut limits;
             for _ in 0..3 {
+                // SAFETY: each test function is called with the arguments it expects; a fault
+                // in them is what `catch_traps` is there to catch.
                 let trap = catch_traps(limits_ptr, 1 << 30, || unsafe {
                     call(RECURSE, limits_ptr as usize, 0);
                 })
@@ -1239,6 +1271,8 @@ mod tests {
         on_thread_with_stack(512 * 1024, || {
             let mut limits = VMRuntimeLimits::default();
             for _ in 0..3 {
+                // SAFETY: each test function is called with the arguments it expects; a fault
+                // in them is what `catch_traps` is there to catch.
                 let trap = catch_traps(&mut limits, 1 << 30, || unsafe {
                     call(CALL, host(host_overflow), 0);
                 })
@@ -1246,6 +1280,8 @@ mod tests {
                 assert_eq!(trap.kind, TrapKind::StackOverflow);
             }
             // Wasm traps still work afterwards on this thread.
+            // SAFETY: each test function is called with the arguments it expects; a fault
+            // in them is what `catch_traps` is there to catch.
             let trap = catch_traps(&mut limits, 1 << 30, || unsafe {
                 call(UD2, 0, 0);
             })
@@ -1306,6 +1342,8 @@ mod tests {
         // and the worker's own state is untouched.
         let (mut a, mut a_state) = green(256 * 1024, |y| {
             let y = y as *const Yielder<(), ()> as usize;
+            // SAFETY: each test function is called with the arguments it expects; a fault
+            // in them is what `catch_traps` is there to catch.
             catch_traps(ptr::null_mut(), STACK, || unsafe {
                 call(CALL, host(host_yield), y);
                 call(CALL, func_addr(UD2), 0);
@@ -1313,6 +1351,8 @@ mod tests {
         });
         let (mut b, mut b_state) = green(256 * 1024, |y| {
             let y = y as *const Yielder<(), ()> as usize;
+            // SAFETY: each test function is called with the arguments it expects; a fault
+            // in them is what `catch_traps` is there to catch.
             catch_traps(ptr::null_mut(), STACK, || unsafe {
                 call(CALL, host(host_yield_then_raise), y);
             })
@@ -1351,6 +1391,8 @@ mod tests {
             let (mut co, mut state) = green(size, |_| {
                 let mut limits = VMRuntimeLimits::default();
                 let limits_ptr: *mut VMRuntimeLimits = &mut limits;
+                // SAFETY: each test function is called with the arguments it expects; a fault
+                // in them is what `catch_traps` is there to catch.
                 catch_traps(limits_ptr, 1 << 30, || unsafe {
                     call(RECURSE, limits_ptr as usize, 0);
                 })
@@ -1362,6 +1404,8 @@ mod tests {
 
             // A host function overflowing the coroutine's stack into its guard page.
             let (mut co, mut state) = green(size, |_| {
+                // SAFETY: each test function is called with the arguments it expects; a fault
+                // in them is what `catch_traps` is there to catch.
                 catch_traps(ptr::null_mut(), 1 << 30, || unsafe {
                     call(CALL, host(host_overflow), 0);
                 })
