@@ -187,6 +187,51 @@ impl<T> Chan<T> {
     }
 }
 
+/// What both halves of a channel have alike: queue length and capacity,
+/// `Clone` (one more handle of their side), `Drop` (one less: the last
+/// wakes the other side) and `Debug`.
+macro_rules! channel_handle {
+    ($half:ident, $side:expr) => {
+        impl<T> $half<T> {
+            /// Values queued now.
+            pub fn len(&self) -> usize {
+                self.chan.len()
+            }
+
+            /// Whether no value is queued now.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// The capacity (`None`: unbounded).
+            pub fn capacity(&self) -> Option<usize> {
+                self.chan.capacity
+            }
+        }
+
+        impl<T> Clone for $half<T> {
+            fn clone(&self) -> Self {
+                self.chan.add_handle($side);
+                $half {
+                    chan: self.chan.clone(),
+                }
+            }
+        }
+
+        impl<T> Drop for $half<T> {
+            fn drop(&mut self) {
+                self.chan.drop_handle($side);
+            }
+        }
+
+        impl<T> fmt::Debug for $half<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($half)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 /// Removes a waiter that leaves (normally or by unwinding); if it had been
 /// notified but leaves unsatisfied, passes the notification on.
 struct WaitGuard<'a, T> {
@@ -325,43 +370,9 @@ impl<T> Sender<T> {
         }
         Ok(())
     }
-
-    /// Values queued now.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether no value is queued now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The capacity (`None`: unbounded).
-    pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity
-    }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        self.chan.add_handle(Side::Senders);
-        Sender {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_handle(Side::Senders);
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").finish_non_exhaustive()
-    }
-}
+channel_handle!(Sender, Side::Senders);
 
 /// The receiving half; clone it for more consumers.
 pub struct Receiver<T> {
@@ -448,43 +459,9 @@ impl<T> Receiver<T> {
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.recv().ok())
     }
-
-    /// Values queued now.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether no value is queued now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The capacity (`None`: unbounded).
-    pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity
-    }
 }
 
-impl<T> Clone for Receiver<T> {
-    fn clone(&self) -> Self {
-        self.chan.add_handle(Side::Receivers);
-        Receiver {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.chan.drop_handle(Side::Receivers);
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").finish_non_exhaustive()
-    }
-}
+channel_handle!(Receiver, Side::Receivers);
 
 #[cfg(test)]
 mod tests {
