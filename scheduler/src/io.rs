@@ -238,7 +238,10 @@ fn wait_on_slot(worker: &WorkerCore, task: &Task, token: usize, dir: Direction) 
         }
         wakes += 1;
     }
-    worker.io().borrow_mut().remove_waiter(token, dir, task);
+    // Ready at the first look: no waiter was added.
+    if wakes > 0 {
+        worker.io().borrow_mut().remove_waiter(token, dir, task);
+    }
     if wakes > 1 {
         task.restore_token();
     }

@@ -379,10 +379,6 @@ impl TaskTable {
         self.len == 0
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     /// Clones of every live task.
     pub(crate) fn snapshot(&self) -> Vec<Arc<Task>> {
         self.entries.iter().flatten().cloned().collect()

@@ -432,7 +432,7 @@ impl WorkerCore {
 
     fn run_task(&self, task: Arc<Task>) {
         let local = task.local();
-        if task.is_cancelled() && self.phase.get() == Phase::Cancelling {
+        if self.phase.get() == Phase::Cancelling && task.is_cancelled() {
             let resumes = local.cancel_resumes.get().saturating_add(1);
             local.cancel_resumes.set(resumes);
             if resumes > CANCEL_RESUME_LIMIT {
@@ -704,11 +704,5 @@ impl WorkerCore {
         self.timers.borrow_mut().clear();
         self.io.borrow_mut().clear();
         self.shared.worker_exited();
-    }
-
-    /// Number of live tasks (for tests).
-    #[allow(dead_code)]
-    pub(crate) fn live_tasks(&self) -> usize {
-        self.tasks.borrow().len()
     }
 }

@@ -181,17 +181,13 @@ impl Preemption {
                 return Err(self.finish(trap));
             }
         }
-        let used = now.saturating_sub(clock.slice_start.get());
-        if used < policy.timeslice_ticks {
+        if let Some(rest) = clock.rest_of_slice(now) {
             if let Some((cell, _)) = &self.stats {
                 if let Ok(mut s) = cell.lock() {
                     s.continues += 1;
                 }
             }
-            return Ok(UpdateDeadline::Continue(clock.next_deadline(
-                now,
-                (policy.timeslice_ticks - used).saturating_add(GRACE),
-            )));
+            return Ok(UpdateDeadline::Continue(rest));
         }
         let preempted_at = self.stats.as_ref().map(|_| Instant::now());
         if let (Some((cell, slice_began)), Some(preempted_at)) = (&self.stats, preempted_at) {

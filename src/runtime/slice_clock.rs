@@ -84,20 +84,28 @@ impl SliceClock {
         }
     }
 
+    /// The deadline (ticks from now) for the rest of the current slice,
+    /// plus the grace tick a slice resumed mid-tick gets, capped by the
+    /// budget; `None` when the slice is used up (at CPU time `now`).
+    pub(crate) fn rest_of_slice(&self, now: u64) -> Option<u64> {
+        let used = now.saturating_sub(self.slice_start.get());
+        let left = self
+            .policy
+            .timeslice_ticks
+            .checked_sub(used)
+            .filter(|&l| l > 0)?;
+        Some(self.next_deadline(now, left.saturating_add(GRACE)))
+    }
+
     /// Step 3 of the module docs, at CPU time `now`.
     fn refresh(&self, now: u64) {
         let deadline = self.deadline.get();
-        let used = now.saturating_sub(self.slice_start.get());
-        if deadline.is_null()
-            || used >= self.policy.timeslice_ticks
-            || shoal_scheduler::is_cancelled()
-        {
+        if deadline.is_null() || shoal_scheduler::is_cancelled() {
             return;
         }
-        let ticks = self.next_deadline(now, self.policy.timeslice_ticks - used + GRACE);
-        if ticks == 0 {
+        let Some(ticks) = self.rest_of_slice(now).filter(|&t| t > 0) else {
             return;
-        }
+        };
         let at = shoal_scheduler::epoch_now().saturating_add(ticks);
         // SAFETY: `deadline` is the store's epoch deadline, set by a live
         // `ResumeRefresh` whose contract keeps the store alive; the green
