@@ -255,12 +255,13 @@ impl ConnectionServer {
     /// whether none is active. Polls the counters every millisecond (call
     /// it from an OS thread, not from a green thread of the runtime).
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        // A timeout too large for the clock means no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if self.stats().active == 0 {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(1));

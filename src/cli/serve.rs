@@ -188,8 +188,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
             args.grace
         );
     }
-    let deadline = Instant::now() + args.grace;
-    while server.stats().active > 0 && Instant::now() < deadline {
+    // A grace too large for the clock means no deadline.
+    let deadline = Instant::now().checked_add(args.grace);
+    while server.stats().active > 0 && deadline.is_none_or(|d| Instant::now() < d) {
         if signals.wait(Duration::from_millis(10)).is_some() {
             break;
         }

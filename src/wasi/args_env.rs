@@ -44,7 +44,9 @@ fn write_list(list: &[Vec<u8>], mem: &mut GuestMemory<'_>, ptrs: u32, buf: u32) 
         mem.write_u32(ptrs + 4 * i as u32, at)?;
         mem.write(at, s)?;
         mem.write_u8(at + s.len() as u32, 0)?;
-        at += s.len() as u32 + 1;
+        // Wraps only past the last string, at the very top of a 4 GiB
+        // memory, where `at` is not used again.
+        at = at.wrapping_add(s.len() as u32 + 1);
     }
     Ok(())
 }

@@ -162,6 +162,12 @@ impl EchoConfig {
         if self.duration.is_zero() {
             return bad("the measured duration must be longer than 0");
         }
+        // A day is far more than a benchmark needs, and keeps `now +
+        // warm-up + duration` representable.
+        const DAY: Duration = Duration::from_secs(86_400);
+        if self.duration > DAY || self.warmup > DAY {
+            return bad("the warm-up and the measured duration must be at most a day each");
+        }
         if self.client_threads == 0 || self.workers == Some(0) || self.rounds == 0 {
             return bad("client threads, workers and rounds must be at least 1");
         }
