@@ -159,6 +159,25 @@ impl Shared {
         self.spawn_on(self.pick_worker(), f)
     }
 
+    /// The caller's own worker if it is one of ours and has at most
+    /// `slack` more green threads than the least-loaded; else the
+    /// least-loaded.
+    fn pick_worker_near(&self, slack: usize) -> usize {
+        let least = self.pick_worker();
+        match current_worker() {
+            Some(w) if std::ptr::eq(&**w.shared(), self) => {
+                let me = w.remote().index();
+                let mine = self.workers[me].load();
+                if mine <= self.workers[least].load().saturating_add(slack) {
+                    me
+                } else {
+                    least
+                }
+            }
+            _ => least,
+        }
+    }
+
     pub(crate) fn spawn_on<F, T>(&self, index: usize, f: F) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -223,6 +242,19 @@ impl Handle {
         T: Send + 'static,
     {
         self.shared.spawn_on(worker, f)
+    }
+
+    /// Spawns `f` on the caller's own worker when the caller runs on this
+    /// executor and its worker has at most `slack` more green threads than
+    /// the least-loaded one (no cross-thread wake-up); else on the
+    /// least-loaded worker, as [`spawn`](Self::spawn).
+    pub fn spawn_near<F, T>(&self, slack: usize, f: F) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = &self.shared;
+        shared.spawn_on(shared.pick_worker_near(slack), f)
     }
 
     /// Number of workers.

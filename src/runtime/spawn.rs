@@ -258,23 +258,8 @@ pub(crate) fn spawn_green<U: Send + 'static>(
     template: &TemplateShared<impl Send + 'static>,
     body: impl FnOnce() -> Result<U, RunError> + Send + 'static,
 ) -> Result<JoinHandle<U>, SpawnError> {
-    let executor = &template.executor;
-    let inner = match local_worker(executor) {
-        Some(worker) => executor.spawn_on(worker, body)?,
-        None => executor.spawn(body)?,
-    };
+    // Within one green thread of the least-loaded worker, stay on the
+    // caller's own (see above).
+    let inner = template.executor.spawn_near(1, body)?;
     Ok(JoinHandle::new(inner))
-}
-
-/// The caller's worker, if the caller runs on one of `executor`'s green
-/// threads and that worker is within one green thread of the least-loaded.
-fn local_worker(executor: &shoal_scheduler::Handle) -> Option<usize> {
-    if !cpu_clock::on_runtime_green_thread() || executor.workers() == 1 {
-        return None;
-    }
-    let me = shoal_scheduler::current_worker_index()?;
-    let loads = executor.loads();
-    let mine = *loads.get(me)?;
-    let least = loads.iter().copied().min()?;
-    (mine <= least.saturating_add(1)).then_some(me)
 }
