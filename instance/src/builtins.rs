@@ -41,6 +41,25 @@ pub(crate) fn address_of(libcall: Libcall) -> usize {
     }
 }
 
+/// A pointer field of a VMContext's header, read without forming any
+/// reference.
+///
+/// # Safety
+///
+/// `vmctx` must be a live instance's VMContext and `offset` one of the
+/// header's pointer fields (`VMOffsets::STORE`, `INSTANCE`,
+/// `RUNTIME_LIMITS`, `EPOCH_COUNTER`), holding a `*mut P`.
+unsafe fn header<P>(vmctx: *mut VMContext, offset: u32) -> *mut P {
+    // SAFETY: in bounds and written at instantiation, per the contract.
+    unsafe {
+        vmctx
+            .cast::<u8>()
+            .add(offset as usize)
+            .cast::<*mut P>()
+            .read()
+    }
+}
+
 /// The store and instance of a VMContext.
 ///
 /// # Safety
@@ -49,18 +68,11 @@ pub(crate) fn address_of(libcall: Libcall) -> usize {
 /// Rust reference in use (wasm of that store is running). The two returned
 /// references do not overlap: the instance is a separate heap block.
 unsafe fn context<'a>(vmctx: *mut VMContext) -> (&'a mut StoreOpaque, &'a mut InstanceData) {
-    let base = vmctx.cast::<u8>();
     // SAFETY: the header fields were written at instantiation with these
     // types and stay valid for the store's life (the caller's promise).
     unsafe {
-        let store = base
-            .add(VMOffsets::STORE as usize)
-            .cast::<*mut StoreOpaque>()
-            .read();
-        let instance = base
-            .add(VMOffsets::INSTANCE as usize)
-            .cast::<*mut InstanceData>()
-            .read();
+        let store = header::<StoreOpaque>(vmctx, VMOffsets::STORE);
+        let instance = header::<InstanceData>(vmctx, VMOffsets::INSTANCE);
         (&mut *store, &mut *instance)
     }
 }
@@ -151,23 +163,13 @@ unsafe fn value_or_unwind<T>(result: Result<T, UnwindReason>) -> T {
 /// and no Rust reference into its store may be live: the callback gets the
 /// whole store.
 unsafe fn epoch_point(vmctx: *mut VMContext) -> Result<(), UnwindReason> {
-    let base = vmctx.cast::<u8>();
     // SAFETY: the header fields were written at instantiation with these
     // types and stay valid for the store's life; only plain fields are
     // read, through raw pointers, and no reference outlives this block.
     let reached = unsafe {
-        let store = base
-            .add(VMOffsets::STORE as usize)
-            .cast::<*const StoreOpaque>()
-            .read();
-        let limits = base
-            .add(VMOffsets::RUNTIME_LIMITS as usize)
-            .cast::<*const VMRuntimeLimits>()
-            .read();
-        let epoch = base
-            .add(VMOffsets::EPOCH_COUNTER as usize)
-            .cast::<*const AtomicU64>()
-            .read();
+        let store = header::<StoreOpaque>(vmctx, VMOffsets::STORE);
+        let limits = header::<VMRuntimeLimits>(vmctx, VMOffsets::RUNTIME_LIMITS);
+        let epoch = header::<AtomicU64>(vmctx, VMOffsets::EPOCH_COUNTER);
         !store.is_null()
             && (*store).engine.config().epoch_interruption
             && (*epoch).load(Ordering::Relaxed) >= (*limits).epoch_deadline
@@ -230,6 +232,12 @@ macro_rules! libcall_shims {
         fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $imp:ident, $finish:ident;
     )*) => {$(
         $(#[$attr])*
+        ///
+        /// # Safety
+        ///
+        /// Only compiled code calls it, passing the calling instance's
+        /// VMContext (see [`context`]), from inside `catch_traps`, with no
+        /// Rust reference into the store live.
         unsafe extern "C" fn $name(vmctx: *mut VMContext, $($arg: $ty),*) $(-> $ret)? {
             // SAFETY: compiled code passes its own VMContext.
             let result = unsafe { $imp(vmctx, $($arg),*) };
@@ -246,6 +254,12 @@ macro_rules! libcall_shims {
 ///
 /// It needs no epoch checks: growing never writes the new pages (see
 /// [`memory`](crate::memory)). The maximum includes the store's limits.
+///
+/// # Safety
+///
+/// Only compiled code calls it, passing the calling instance's VMContext
+/// (see [`context`]), from inside `catch_traps`, with no Rust reference
+/// into the store live.
 unsafe extern "C" fn memory_grow(vmctx: *mut VMContext, memory: u32, delta: u32) -> u32 {
     // SAFETY: the caller passes the calling instance's VMContext.
     let (store, instance) = unsafe { context(vmctx) };
@@ -387,6 +401,12 @@ unsafe fn memory_init_impl(
 }
 
 /// `data.drop`.
+///
+/// # Safety
+///
+/// Only compiled code calls it, passing the calling instance's VMContext
+/// (see [`context`]), from inside `catch_traps`, with no Rust reference
+/// into the store live.
 unsafe extern "C" fn data_drop(vmctx: *mut VMContext, data: u32) {
     // SAFETY: called by compiled code with its own VMContext.
     let (_, instance) = unsafe { context(vmctx) };
@@ -667,6 +687,12 @@ unsafe fn table_init_impl(
 }
 
 /// `elem.drop`.
+///
+/// # Safety
+///
+/// Only compiled code calls it, passing the calling instance's VMContext
+/// (see [`context`]), from inside `catch_traps`, with no Rust reference
+/// into the store live.
 unsafe extern "C" fn elem_drop(vmctx: *mut VMContext, elem: u32) {
     // SAFETY: called by compiled code with its own VMContext.
     let (_, instance) = unsafe { context(vmctx) };
@@ -708,6 +734,12 @@ libcall_shims! {
 /// deadline callback if it has one (which may suspend the green thread, set
 /// a new deadline, or end the call with a trap), else move the deadline one
 /// epoch ahead and continue.
+///
+/// # Safety
+///
+/// Only compiled code calls it, passing the calling instance's VMContext
+/// (see [`context`]), from inside `catch_traps`, with no Rust reference
+/// into the store live.
 unsafe extern "C" fn epoch_deadline_reached(vmctx: *mut VMContext) {
     // SAFETY: called by compiled code with its own VMContext.
     let result = unsafe { epoch_deadline_impl(vmctx) };
@@ -722,22 +754,16 @@ unsafe extern "C" fn epoch_deadline_reached(vmctx: *mut VMContext) {
 ///
 /// `vmctx` must be the VMContext of the calling instance (see [`context`]).
 unsafe fn epoch_deadline_impl(vmctx: *mut VMContext) -> Result<(), UnwindReason> {
-    let base = vmctx.cast::<u8>();
-    // SAFETY: the header fields were written at instantiation; reading the
-    // store's fields through the raw pointer creates no reference.
-    let (store, caller, shim) = unsafe {
-        let store = base
-            .add(VMOffsets::STORE as usize)
-            .cast::<*mut StoreOpaque>()
-            .read();
-        let instance = base
-            .add(VMOffsets::INSTANCE as usize)
-            .cast::<*const InstanceData>()
-            .read();
-        (store, (*instance).index, (*store).epoch_shim)
-    };
+    // SAFETY: the header fields were written at instantiation.
+    let store = unsafe { header::<StoreOpaque>(vmctx, VMOffsets::STORE) };
     let Some(store) = NonNull::new(store) else {
         return Ok(());
+    };
+    // SAFETY: as above; the store is live (non-null, the caller's promise)
+    // and its fields are read through the raw pointer, with no reference.
+    let (caller, shim) = unsafe {
+        let instance = header::<InstanceData>(vmctx, VMOffsets::INSTANCE);
+        ((*instance).index, (*store.as_ptr()).epoch_shim)
     };
     match shim {
         // SAFETY: the shim was installed for the store's `T`; wasm is running
@@ -753,6 +779,12 @@ unsafe fn epoch_deadline_impl(vmctx: *mut VMContext) -> Result<(), UnwindReason>
 
 /// Runs a host function for wasm: `values` holds `len` slots, the
 /// arguments on entry and the results on return.
+///
+/// # Safety
+///
+/// Only compiled code calls it (through a host trampoline), with the host
+/// function's context, the calling instance's VMContext and `values` valid
+/// for `len` slots, from inside `catch_traps`.
 unsafe extern "C" fn host_call(
     host_ctx: *mut VMHostFuncContext,
     caller_vmctx: *mut VMContext,
@@ -779,28 +811,22 @@ unsafe fn host_call_impl(
     values: *mut ValRaw,
     len: u32,
 ) -> Result<(), UnwindReason> {
-    let base = caller_vmctx.cast::<u8>();
-    // SAFETY: the header fields were written at instantiation; reading the
-    // store's fields through the raw pointer creates no reference.
-    let (store, caller, shim, index) = unsafe {
-        let store = base
-            .add(VMOffsets::STORE as usize)
-            .cast::<*mut StoreOpaque>()
-            .read();
-        let instance = base
-            .add(VMOffsets::INSTANCE as usize)
-            .cast::<*const InstanceData>()
-            .read();
+    // SAFETY: the header fields were written at instantiation.
+    let store = unsafe { header::<StoreOpaque>(caller_vmctx, VMOffsets::STORE) };
+    let store = NonNull::new(store)
+        .ok_or_else(|| UnwindReason::Trap(crate::trap::Trap::host("host call without a store")))?;
+    // SAFETY: as above; the store is live (non-null, the caller's promise)
+    // and its fields are read through the raw pointer, with no reference;
+    // `host_ctx` is the called host function's context.
+    let (caller, shim, index) = unsafe {
+        let instance = header::<InstanceData>(caller_vmctx, VMOffsets::INSTANCE);
         debug_assert_eq!((*host_ctx).magic, VMHostFuncContext::MAGIC);
         (
-            store,
             (*instance).index,
-            (*store).host_call,
+            (*store.as_ptr()).host_call,
             (*host_ctx).host_func,
         )
     };
-    let store = NonNull::new(store)
-        .ok_or_else(|| UnwindReason::Trap(crate::trap::Trap::host("host call without a store")))?;
     // SAFETY: `shim` was installed for the store's `T`; wasm is running on
     // the store's behalf so no Rust reference to it is in use.
     unsafe { shim(store, index, Some(caller), values, len as usize) }

@@ -1023,6 +1023,8 @@ mod tests {
 
     #[test]
     fn raise_from_host_function_returns_trap_with_backtrace() {
+        // SAFETY: each test function is called with the arguments it expects; a fault
+        // in them is what `catch_traps` is there to catch.
         let trap = catch_traps(ptr::null_mut(), STACK, || unsafe {
             call(CALL, host(host_raise), 0);
         })
@@ -1075,6 +1077,8 @@ mod tests {
     #[test]
     fn host_panic_is_resumed_after_wasm_frames_are_gone() {
         let result = panic::catch_unwind(|| {
+            // SAFETY: each test function is called with the arguments it expects; a fault
+            // in them is what `catch_traps` is there to catch.
             let _ = catch_traps(ptr::null_mut(), STACK, || unsafe {
                 call(CALL, host(host_panic), 0);
             });
@@ -1142,6 +1146,8 @@ mod tests {
     fn nested_catch_points() {
         let mut result = 0;
         catch_traps(ptr::null_mut(), STACK, || {
+            // SAFETY: each test function is called with the arguments it expects; a fault
+            // in them is what `catch_traps` is there to catch.
             result = unsafe { call(CALL, host(host_nested), 0) }
         })
         .unwrap();
@@ -1182,6 +1188,8 @@ mod tests {
                 limit < sp && sp - limit <= 256 * 1024 + 4096,
                 "limit {limit:#x} sp {sp:#x}"
             );
+            // SAFETY: each test function is called with the arguments it expects; a fault
+            // in them is what `catch_traps` is there to catch.
             catch_traps(outer_ptr, 1, || unsafe {
                 seen.0 = (*outer_ptr).stack_limit
             })
