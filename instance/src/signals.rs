@@ -288,7 +288,7 @@ fn ensure_altstack() -> Result<(), std::io::Error> {
         if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= needed {
             return Ok(());
         }
-        let page = page_size();
+        let page = crate::pool::sys::page_size();
         let size = ALTSTACK_SIZE.max(needed).next_multiple_of(page);
         let len = size + page;
         let mapping = libc::mmap(
@@ -323,16 +323,6 @@ fn ensure_altstack() -> Result<(), std::io::Error> {
         ALTSTACK_OWNER.with(|_| {});
     }
     Ok(())
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if page > 0 {
-        page as usize
-    } else {
-        4096
-    }
 }
 
 /// The bounds `lo..hi` of the current OS thread's stack (its usable part,

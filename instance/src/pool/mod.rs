@@ -75,7 +75,7 @@
 
 mod blocks;
 mod budget;
-mod sys;
+pub(crate) mod sys;
 
 pub use sys::OsCalls;
 
@@ -651,17 +651,20 @@ impl LocalPool {
         if let Some(slot) = self.warm[class].pop() {
             return Ok(slot);
         }
+        // A non-empty cold list was searched above; only slots that
+        // arrive now need searching.
         if self.cold[class].is_empty() {
             self.flush_pending(pools, class);
+            if self.cold[class].is_empty() {
+                pools.refill(class, &mut self.cold[class])?;
+            }
+            let cold = &mut self.cold[class];
+            if let Some(i) = cold.iter().rposition(|s| s.accessible == initial) {
+                return Ok(cold.swap_remove(i));
+            }
         }
-        if self.cold[class].is_empty() {
-            pools.refill(class, &mut self.cold[class])?;
-        }
-        let cold = &mut self.cold[class];
-        if let Some(i) = cold.iter().rposition(|s| s.accessible == initial) {
-            return Ok(cold.swap_remove(i));
-        }
-        cold.pop()
+        self.cold[class]
+            .pop()
             .ok_or_else(|| Error::Resource("internal error: no memory slot after a refill".into()))
     }
 }
