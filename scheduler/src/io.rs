@@ -371,25 +371,19 @@ impl<S: AsRawFd> Registered<S> {
 
     /// Runs the non-blocking `op` until it does not return `WouldBlock`,
     /// parking the green thread (or blocking the OS thread) in between.
-    pub fn read_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
-        loop {
-            match op(&self.source) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(Direction::Read, true)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                result => return result,
-            }
-        }
+    pub fn read_with<R>(&self, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        self.op_with(Direction::Read, op)
     }
 
     /// Like [`read_with`](Self::read_with), waiting for writability.
-    pub fn write_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+    pub fn write_with<R>(&self, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        self.op_with(Direction::Write, op)
+    }
+
+    fn op_with<R>(&self, dir: Direction, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         loop {
             match op(&self.source) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(Direction::Write, true)?
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(dir, true)?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 result => return result,
             }

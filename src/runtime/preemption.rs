@@ -189,14 +189,14 @@ impl Preemption {
             }
             return Ok(UpdateDeadline::Continue(rest));
         }
-        let preempted_at = self.stats.as_ref().map(|_| Instant::now());
-        if let (Some((cell, slice_began)), Some(preempted_at)) = (&self.stats, preempted_at) {
+        // With statistics: the slice's end, recorded now.
+        let preempted_at = self.stats.as_ref().map(|(cell, slice_began)| {
+            let at = Instant::now();
             if let Ok(mut s) = cell.lock() {
-                s.max_slice = s
-                    .max_slice
-                    .max(preempted_at.saturating_duration_since(*slice_began));
+                s.max_slice = s.max_slice.max(at.saturating_duration_since(*slice_began));
             }
-        }
+            at
+        });
         if shoal_scheduler::try_yield_now().is_err() {
             // Cancelled while it waited in the run queue: no new slice.
             return Err(Trap::new(TrapKind::Cancelled));
