@@ -26,8 +26,10 @@ pub struct IoVec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IoVecs {
     inline: [IoVec; IoVecs::INLINE],
+    /// How many of `inline` are used (when `heap` is `None`).
     len: usize,
-    /// Used instead of `inline` once there are more than `INLINE`.
+    /// Used instead of `inline` for more than `INLINE` iovecs (the count
+    /// is known up front).
     heap: Option<Vec<IoVec>>,
 }
 
@@ -43,17 +45,17 @@ impl IoVecs {
         }
     }
 
+    /// Adds one of the `count` iovecs announced to [`IoVecs::new`].
     fn push(&mut self, iov: IoVec) {
-        if self.heap.is_none() && self.len == IoVecs::INLINE {
-            self.heap = Some(self.inline.to_vec());
-        }
-        match (&mut self.heap, self.inline.get_mut(self.len)) {
-            (Some(heap), _) => heap.push(iov),
-            (None, Some(slot)) => {
-                *slot = iov;
-                self.len += 1;
+        match &mut self.heap {
+            Some(heap) => heap.push(iov),
+            None => {
+                // `new` chose inline storage: at most `INLINE` pushes.
+                if let Some(slot) = self.inline.get_mut(self.len) {
+                    *slot = iov;
+                    self.len += 1;
+                }
             }
-            (None, None) => {}
         }
     }
 }
