@@ -50,6 +50,21 @@ pub enum Libcall {
 }
 
 impl Libcall {
+    /// Whether the call can reach an epoch point (the deadline callback,
+    /// between the chunks of a bulk operation, or a host function), and so
+    /// change the store's epoch deadline: compiled code reloads its cached
+    /// deadline after these calls only.
+    pub(crate) fn may_reach_epoch_point(self) -> bool {
+        !matches!(
+            self,
+            Libcall::MemoryGrow
+                | Libcall::DataDrop
+                | Libcall::TableGet
+                | Libcall::TableSet
+                | Libcall::ElemDrop
+        )
+    }
+
     /// Every libcall, for tables indexed by `Libcall as usize`.
     pub const ALL: [Libcall; 14] = [
         Libcall::MemoryGrow,

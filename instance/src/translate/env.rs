@@ -355,7 +355,9 @@ impl<'a> FuncEnvironment<'a> {
             .or_insert_with(|| builder.import_signature(libcall.signature(call_conv)));
         let addr = builder.ins().iconst(I64, libcall.address() as i64);
         let call = builder.ins().call_indirect(sig, addr, args);
-        self.reload_deadline(builder);
+        if libcall.may_reach_epoch_point() {
+            self.reload_deadline(builder);
+        }
         call
     }
 
