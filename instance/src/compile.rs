@@ -691,14 +691,15 @@ mod tests {
     }
 
     #[test]
-    fn epoch_checks_at_entry_and_loop_headers() {
+    fn epoch_checks_at_entry_and_loop_back_edges() {
         let wat = r#"(module (func (param i32) (result i32)
             (loop $l (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
             (local.get 0)))"#;
         let engine_on = engine(MemoryStrategy::Guarded, true, false);
         let (info, offsets) = info_of(&engine_on, wat);
         let clif = function_clif(&engine_on, &info, &offsets, 0).unwrap();
-        // One stub call at entry, one at the loop header, both cold.
+        // One stub call at entry, one for the loop's `br_if` back edge
+        // (its checked entry), both cold.
         assert_eq!(clif.matches("call fn").count(), 2, "{clif}");
         assert!(clif.contains("preserve_all"), "{clif}");
         assert!(clif.contains("cold"), "{clif}");

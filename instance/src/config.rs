@@ -50,7 +50,8 @@ pub struct Config {
     /// host first called into it, in bytes. Deeper recursion traps with
     /// [`TrapKind::StackOverflow`](crate::TrapKind). Default: 512 KiB.
     pub max_wasm_stack: usize,
-    /// Emit epoch checks at function entries and loop headers (preemption;
+    /// Emit epoch checks at function entries and on the branches back to
+    /// loop headers (preemption;
     /// used by the runtime). Default: false here; the runtime turns it on.
     pub epoch_interruption: bool,
     /// Compile large modules on several threads. Default: true.

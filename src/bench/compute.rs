@@ -12,7 +12,7 @@
 //! their own:
 //!
 //! - `epoch: true`: the runtime's engine (epoch checks at every function
-//!   entry and loop header) with the ticker running; at each deadline the
+//!   entry and loop back edge) with the ticker running; at each deadline the
 //!   store's callback yields the green thread (`try_yield_now`: back of the
 //!   worker's run queue, which is empty here, so it resumes at once) and
 //!   re-arms one timeslice: `epoch_yields_per_call` counts those yields.

@@ -1,6 +1,7 @@
 //! Preemption: what an instance does when its epoch deadline passes.
 //!
-//! Compiled code checks, at every function entry and loop header, whether
+//! Compiled code checks, at every function entry and on every branch back to
+//! a loop header, whether
 //! the process-wide epoch (`shoal_scheduler::epoch_counter()`, advanced by
 //! the ticker every tick) has reached its store's deadline. When it has, it
 //! calls the store's epoch deadline callback, which the runtime sets to

@@ -42,8 +42,8 @@ use crate::vmcontext::{
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{
-    self, AliasRegion, AliasRegionData, Endianness, ExtFuncData, ExternalName, FuncRef,
-    GlobalValueData, InstBuilder, InstructionData, MemFlagsData, Opcode, SigRef, TrapCode,
+    self, AliasRegion, AliasRegionData, Block, BlockArg, Endianness, ExtFuncData, ExternalName,
+    FuncRef, GlobalValueData, InstBuilder, InstructionData, MemFlagsData, Opcode, SigRef, TrapCode,
     UserExternalName, Value, ValueDef,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
@@ -91,7 +91,7 @@ pub(crate) struct FuncEnvironment<'a> {
     /// at a function's entry loads the epoch from it directly, one load
     /// instead of two through the VMContext (fib's 2.7M calls: checks cost
     /// +4% instead of +9-17%). Loops keep the pointer loaded at entry in a
-    /// register (a constant would be rematerialized in every loop header as
+    /// register (a constant would be rematerialized at every back edge as
     /// a 10-byte `movabs`: sieve's checks went from +15% to +43%).
     epoch_counter: Option<usize>,
 
@@ -112,8 +112,12 @@ pub(crate) struct FuncEnvironment<'a> {
 /// Where an epoch check is (see [`FuncEnvironment::epoch_check`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CheckSite {
+    /// Loads the epoch from the counter's address, a constant: one load,
+    /// where the pointer held in a register would cost one more at entry.
     FunctionEntry,
-    LoopHeader,
+    /// Loads the epoch through the pointer loaded at entry: in a loop a
+    /// register beats a 10-byte constant at every iteration.
+    LoopBackEdge,
 }
 
 const MISSING_VMCTX: &str = "internal error: VMContext used before the function entry was set up";
@@ -256,9 +260,9 @@ impl<'a> FuncEnvironment<'a> {
     // ---------------------------------------------------------------------
     // Epoch
 
-    /// The epoch check of a function entry or loop header: if the engine's
-    /// epoch reached the deadline, call `EpochDeadlineReached` (cold), then
-    /// continue.
+    /// The epoch check of a function entry or of a loop's conditional back
+    /// edges: if the engine's epoch reached the deadline, call
+    /// `EpochDeadlineReached` (cold), then continue.
     ///
     /// The check is one load (the epoch, which other threads advance), one
     /// compare with the deadline, one branch. The deadline lives in a
@@ -271,6 +275,48 @@ impl<'a> FuncEnvironment<'a> {
         builder: &mut FunctionBuilder,
         at: CheckSite,
     ) -> TResult<()> {
+        let past = self.epoch_reached(builder, at)?;
+        let cold = builder.create_block();
+        let cont = builder.create_block();
+        builder.ins().brif(past, cold, &[], cont, &[]);
+        builder.set_cold_block(cold);
+        builder.switch_to_block(cold);
+        builder.seal_block(cold);
+        self.call_epoch_stub(builder)?;
+        builder.ins().jump(cont, &[]);
+        builder.switch_to_block(cont);
+        builder.seal_block(cont);
+        Ok(())
+    }
+
+    /// An unconditional branch back to a loop header (`dest`, with `args`)
+    /// that checks the epoch on its way: the check's branch *is* the back
+    /// edge, so the check adds a load and a compare to the loop, not a
+    /// branch as well (the `jmp` a header check leaves at the loop's end).
+    ///
+    /// The call for a reached deadline is placed right after the branch,
+    /// not at the end of the function, so that Cranelift emits
+    /// `jb header` and falls through to it (a cold block would need
+    /// `jae cold; jmp header`); it only runs when the slice ends. Leaves the
+    /// builder in that filled block.
+    pub(crate) fn epoch_check_then_jump(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        dest: Block,
+        args: &[BlockArg],
+    ) -> TResult<()> {
+        let past = self.epoch_reached(builder, CheckSite::LoopBackEdge)?;
+        let reached = builder.create_block();
+        builder.ins().brif(past, reached, &[], dest, args);
+        builder.switch_to_block(reached);
+        builder.seal_block(reached);
+        self.call_epoch_stub(builder)?;
+        builder.ins().jump(dest, args);
+        Ok(())
+    }
+
+    /// Whether the epoch reached the deadline (an `i8` truth value).
+    fn epoch_reached(&mut self, builder: &mut FunctionBuilder, at: CheckSite) -> TResult<Value> {
         let (Some(loaded_ptr), Some(deadline), Some(counter)) =
             (self.epoch_ptr, self.deadline, self.epoch_counter)
         else {
@@ -278,29 +324,24 @@ impl<'a> FuncEnvironment<'a> {
         };
         let epoch_ptr = match at {
             CheckSite::FunctionEntry => builder.ins().iconst(I64, counter as i64),
-            CheckSite::LoopHeader => loaded_ptr,
+            CheckSite::LoopBackEdge => loaded_ptr,
         };
         // Not readonly: the epoch advances concurrently.
         let epoch = builder
             .ins()
             .load(I64, MemFlagsData::trusted(), epoch_ptr, 0);
         let deadline = builder.use_var(deadline);
-        let past = builder
+        Ok(builder
             .ins()
-            .icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
-        let cold = builder.create_block();
-        let cont = builder.create_block();
-        builder.ins().brif(past, cold, &[], cont, &[]);
-        builder.set_cold_block(cold);
-        builder.switch_to_block(cold);
-        builder.seal_block(cold);
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline))
+    }
+
+    /// The call for a reached deadline, and the deadline's reload after it.
+    fn call_epoch_stub(&mut self, builder: &mut FunctionBuilder) -> TResult<()> {
         let vmctx = self.vmctx()?;
         let stub = self.epoch_stub(builder);
         builder.ins().call(stub, &[vmctx]);
         self.reload_deadline(builder);
-        builder.ins().jump(cont, &[]);
-        builder.switch_to_block(cont);
-        builder.seal_block(cont);
         Ok(())
     }
 

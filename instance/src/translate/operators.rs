@@ -114,10 +114,11 @@ pub(crate) fn translate_operator(
             // header's block params from now on.
             state.popn(params.len())?;
             state.pushn(builder.block_params(header));
+            // No epoch check here: every branch back to the header checks
+            // on its way (`loop_target`, `Operator::Br`), which is the same
+            // guarantee (an iteration cannot repeat unchecked) with the
+            // check folded into the back edge, and none on the first entry.
             builder.switch_to_block(header);
-            if env.epoch_interruption() {
-                env.epoch_check(builder, CheckSite::LoopHeader)?;
-            }
         }
         Operator::If { blockty } => {
             let cond = state.pop1()?;
@@ -152,29 +153,31 @@ pub(crate) fn translate_operator(
             let frame = state.control.pop().ok_or("`end` without a block")?;
             let next = frame.following_code();
             jump(builder, next, state.peekn(frame.num_return_values())?);
+            finish_loop(builder, env, &frame)?;
             // (An `if` without `else` leaves its duplicated params on the
             // stack; truncating to the original size below drops them.)
             builder.switch_to_block(next);
             builder.seal_block(next);
-            if let ControlFrame::Loop { header, .. } = frame {
-                builder.seal_block(header);
-            }
             frame.truncate_value_stack_to_original_size(&mut state.stack);
             state.pushn(builder.block_params(next));
         }
         Operator::Br { relative_depth } => {
             let frame = state.frame_mut(relative_depth)?;
             frame.set_branched_to_exit();
-            let (arity, dest) = (frame.br_arity(), frame.br_destination());
-            jump(builder, dest, state.peekn(arity)?);
+            let (arity, dest, is_loop) =
+                (frame.br_arity(), frame.br_destination(), frame.is_loop());
+            let args = block_args(state.peekn(arity)?);
+            if is_loop && env.epoch_interruption() {
+                env.epoch_check_then_jump(builder, dest, &args)?;
+            } else {
+                builder.ins().jump(dest, &args);
+            }
             state.popn(arity)?;
             state.reachable = false;
         }
         Operator::BrIf { relative_depth } => {
             let cond = state.pop1()?;
-            let frame = state.frame_mut(relative_depth)?;
-            frame.set_branched_to_exit();
-            let (arity, dest) = (frame.br_arity(), frame.br_destination());
+            let (arity, dest) = branch_target(builder, state, env, relative_depth)?;
             let next = builder.create_block();
             let args = block_args(state.peekn(arity)?);
             builder.ins().brif(cond, dest, &args, next, &[]);
@@ -192,14 +195,10 @@ pub(crate) fn translate_operator(
             if arity == 0 {
                 let mut table = Vec::with_capacity(depths.len());
                 for &depth in &depths {
-                    let frame = state.frame_mut(depth)?;
-                    frame.set_branched_to_exit();
-                    let dest = frame.br_destination();
+                    let (_, dest) = branch_target(builder, state, env, depth)?;
                     table.push(builder.func.dfg.block_call(dest, &[]));
                 }
-                let frame = state.frame_mut(default)?;
-                frame.set_branched_to_exit();
-                let dest = frame.br_destination();
+                let (_, dest) = branch_target(builder, state, env, default)?;
                 let default_call = builder.func.dfg.block_call(dest, &[]);
                 let jt = builder.create_jump_table(JumpTableData::new(default_call, &table));
                 builder.ins().br_table(index, jt);
@@ -227,9 +226,7 @@ pub(crate) fn translate_operator(
                 for (depth, b) in order {
                     builder.switch_to_block(b);
                     builder.seal_block(b);
-                    let frame = state.frame_mut(depth)?;
-                    frame.set_branched_to_exit();
-                    let dest = frame.br_destination();
+                    let (_, dest) = branch_target(builder, state, env, depth)?;
                     jump(builder, dest, state.peekn(arity)?);
                 }
                 state.popn(arity)?;
@@ -625,12 +622,10 @@ pub(crate) fn translate_unreachable_operator(
         Operator::End => {
             let frame = state.control.pop().ok_or("`end` without a block")?;
             frame.truncate_value_stack_to_original_size(&mut state.stack);
+            finish_loop(builder, env, &frame)?;
             let reachable_anyway = match frame {
-                // Nothing branches to a loop's end; its header is complete.
-                ControlFrame::Loop { header, .. } => {
-                    builder.seal_block(header);
-                    false
-                }
+                // Nothing branches to a loop's end.
+                ControlFrame::Loop { .. } => false,
                 // No `else`: the false edge of a reachable head reaches the end.
                 ControlFrame::If {
                     head_is_reachable,
@@ -832,6 +827,76 @@ pub(crate) fn block_args(values: &[Value]) -> Vec<BlockArg> {
 }
 
 /// `jump dest(values...)`.
+/// Where a conditional branch (`br_if`, `br_table`) to the frame at
+/// `depth` goes, and with how many values: a loop's `checked_entry` when
+/// epoch checks are on (made now if this is the loop's first), else the
+/// frame's own destination. Marks the frame as branched to.
+fn branch_target(
+    builder: &mut FunctionBuilder,
+    state: &mut TranslationState,
+    env: &FuncEnvironment,
+    depth: u32,
+) -> TResult<(usize, Block)> {
+    let epoch = env.epoch_interruption();
+    let frame = state.frame_mut(depth)?;
+    frame.set_branched_to_exit();
+    let arity = frame.br_arity();
+    if let ControlFrame::Loop {
+        header,
+        checked_entry,
+        ..
+    } = frame
+    {
+        if epoch {
+            let entry = *checked_entry.get_or_insert_with(|| {
+                // The loop's params only: the header's first block params
+                // (the SSA builder adds more to it for the locals it reads,
+                // and will do the same for this block).
+                let header_params = builder.func.dfg.block_params(*header);
+                let types: Vec<Type> = header_params
+                    .get(..arity)
+                    .unwrap_or(header_params)
+                    .iter()
+                    .map(|&v| builder.func.dfg.value_type(v))
+                    .collect();
+                block_with_params(builder, &types)
+            });
+            return Ok((arity, entry));
+        }
+    }
+    Ok((arity, frame.br_destination()))
+}
+
+/// At a loop's `end`, reachable or not: fills its `checked_entry` (if a
+/// conditional branch made one) with the epoch check and the jump to the
+/// header, then seals the header, whose predecessors are all known now.
+/// The builder must be at a filled block or at none.
+fn finish_loop(
+    builder: &mut FunctionBuilder,
+    env: &mut FuncEnvironment,
+    frame: &ControlFrame,
+) -> TResult<()> {
+    let ControlFrame::Loop {
+        header,
+        checked_entry,
+        ..
+    } = *frame
+    else {
+        return Ok(());
+    };
+    if let Some(entry) = checked_entry {
+        builder.switch_to_block(entry);
+        builder.seal_block(entry);
+        // The loop's params, taken before the check's reads of variables
+        // give the block params of its own.
+        let params = builder.block_params(entry).to_vec();
+        env.epoch_check(builder, CheckSite::LoopBackEdge)?;
+        jump(builder, header, &params);
+    }
+    builder.seal_block(header);
+    Ok(())
+}
+
 pub(crate) fn jump(builder: &mut FunctionBuilder, dest: Block, values: &[Value]) {
     let args = block_args(values);
     builder.ins().jump(dest, &args);
