@@ -491,6 +491,26 @@ impl<T> Store<T> {
         self.inner().opaque.epoch_deadline_ptr()
     }
 
+    /// Addresses of what a host call of this store touches on its way back
+    /// to wasm, for a scheduler to prefetch before it resumes a green
+    /// thread parked in one (`shoal_scheduler::set_resume_hints`): the
+    /// runtime limits (the epoch deadline, which compiled code reloads
+    /// after the call), the store's table of host closures, and that
+    /// table's first entries. Zero where there is nothing yet. Only
+    /// addresses: reading through them is not allowed.
+    pub fn resume_hints(&self) -> [usize; 3] {
+        let inner = self.inner();
+        [
+            inner.opaque.epoch_deadline_ptr() as usize,
+            std::ptr::addr_of!(inner.host_closures) as usize,
+            if inner.host_closures.is_empty() {
+                0
+            } else {
+                inner.host_closures.as_ptr() as usize
+            },
+        ]
+    }
+
     /// Calls `callback` whenever wasm of this store reaches the epoch
     /// deadline (compiled with
     /// [`Config::epoch_interruption`](crate::Config)). It runs inside the

@@ -84,6 +84,26 @@ pub fn set_green_local(value: *mut ()) {
     CTX.with(|c| c.green_local.set(value));
 }
 
+/// How many addresses [`set_resume_hints`] takes.
+pub const RESUME_HINTS: usize = 4;
+
+/// Tells the worker which memory the running green thread touches first
+/// whenever it resumes (beyond its own stack, which the worker knows):
+/// say, the fields of its store that a host call reads on its way back to
+/// wasm. Zeros are ignored.
+///
+/// Only a hint, for the cache: the worker starts loading these addresses
+/// (with the top of the green thread's stack) while the green thread before
+/// it in the run queue runs, so that with thousands of green threads,
+/// whose state no longer fits the caches, a switch does not wait for each
+/// miss in turn. Nothing is ever read or written through them: any value is
+/// safe. No effect outside a green thread.
+pub fn set_resume_hints(hints: [usize; RESUME_HINTS]) {
+    if let Some(task) = crate::context::current_task() {
+        task.local().resume_hints.set(hints);
+    }
+}
+
 /// Per-green-thread storage owned by a [`SwitchHook`]: room for one `Copy`
 /// value of up to 32 bytes (alignment up to 8), empty when the green thread
 /// is spawned. Typed and checked: [`get`](Self::get) only returns a value of

@@ -79,8 +79,8 @@ pub use epoch::{epoch_counter, epoch_now, epoch_tick, time_to_next_tick, MAX_TIC
 pub use error::{BuildError, Cancelled, JoinError, ShutdownError, SpawnError};
 pub use executor::{spawn, Executor, Handle, ShutdownMode};
 pub use hooks::{
-    current_stack_bounds, green_local, set_green_local, stack_guard_contains, StackBounds,
-    SwitchHook, SwitchSlot,
+    current_stack_bounds, green_local, set_green_local, set_resume_hints, stack_guard_contains,
+    StackBounds, SwitchHook, SwitchSlot, RESUME_HINTS,
 };
 pub use join::JoinHandle;
 pub use thread::{

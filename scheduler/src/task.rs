@@ -97,6 +97,12 @@ pub(crate) struct TaskLocal {
     pub(crate) force_unwinding: Cell<bool>,
     /// The spawn reservation was returned to the worker.
     pub(crate) reservation_released: Cell<bool>,
+    /// About where the stack pointer was when the green thread last
+    /// suspended: the frames it returns through when resumed start here
+    /// (see `WorkerCore::prefetch_next`). 0 before the first suspension.
+    pub(crate) suspended_at: Cell<usize>,
+    /// See [`crate::set_resume_hints`].
+    pub(crate) resume_hints: Cell<[usize; crate::hooks::RESUME_HINTS]>,
 }
 
 /// Completes a JoinHandle with `Cancelled` when the job itself cannot (its
@@ -151,6 +157,8 @@ impl Task {
                 slot: Cell::new(usize::MAX),
                 cancel_resumes: Cell::new(0),
                 force_unwinding: Cell::new(false),
+                suspended_at: Cell::new(0),
+                resume_hints: Cell::new([0; crate::hooks::RESUME_HINTS]),
                 reservation_released: Cell::new(false),
             },
         })
@@ -259,6 +267,10 @@ impl Task {
     fn suspend(&self, why: Suspend) {
         let yielder = self.local.yielder.get();
         debug_assert!(!yielder.is_null());
+        let here = 0u8;
+        self.local
+            .suspended_at
+            .set(std::ptr::addr_of!(here) as usize);
         // SAFETY: `yielder` was set by the coroutine's entry function to the
         // Yielder on this coroutine's stack, valid until the coroutine
         // returns; callers only reach here from code running on this very

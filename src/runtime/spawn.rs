@@ -172,6 +172,8 @@ where
     let _refresh = unsafe { ResumeRefresh::install(clock, store.epoch_deadline_ptr()) };
     match template.pre.instantiate(&mut store) {
         Ok(instance) => {
+            let [limits, closures, first_closure] = store.resume_hints();
+            shoal_scheduler::set_resume_hints([limits, closures, first_closure, 0]);
             // The guest's first slice starts with its call.
             store.set_epoch_deadline(first_deadline);
             let result = call
