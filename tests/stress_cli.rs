@@ -152,9 +152,21 @@ fn preempt_reports_fairness() {
             "p50_instance_max_gap_ms",
             "max_slice_ms",
             "gap_vs_ideal",
+            "machine_noise_cv",
+            "counter_cv_floor",
         ],
     );
     assert_eq!(lines[0]["starved_instances"], 0);
+    // The machine's noise was measured (the ticker runs), and the floor
+    // it sets is below it (each instance ran more than one tick).
+    let noise = lines[0]["machine_noise_cv"]
+        .as_f64()
+        .expect("noise measured");
+    let floor = lines[0]["counter_cv_floor"].as_f64().expect("floor");
+    assert!(
+        noise > 0.0 && floor > 0.0 && floor < noise,
+        "{noise} {floor}"
+    );
 }
 
 /// More spinners than one round of timeslices fits in `-t`: those that

@@ -14,7 +14,8 @@
 //!   options, the runtime and the JSON header), [`report`] (JSON lines and
 //!   tables), [`plot`] (SVG charts), [`limits`] (which limit stops a run and
 //!   how to raise it), [`progress`] (the progress bar), [`sysinfo`] (RSS,
-//!   mappings, kernel limits), [`error`].
+//!   mappings, kernel limits), [`machine_noise`] (how steady the CPUs are:
+//!   the floor under `preempt`'s CV), [`error`].
 
 pub mod compute;
 mod crowd;
@@ -22,6 +23,7 @@ pub mod echo;
 pub mod error;
 pub mod idle;
 pub mod limits;
+pub mod machine_noise;
 pub mod options;
 pub mod plot;
 pub mod preempt;

@@ -18,10 +18,15 @@
 //! ideal_gap_ms`; `counter_cv_within_worker_max`, the largest CV among the
 //! instances of one worker (the scheduler's fairness, apart from how fast
 //! each core ran: instances never migrate), and `worker_mean_max_over_min`,
-//! the spread of the workers' mean counters.
+//! the spread of the workers' mean counters; `machine_noise_cv`, how much
+//! the work a CPU does in one tick varies on this machine (measured for
+//! half a second before the run, see `machine_noise.rs`), and
+//! `counter_cv_floor`, the CV that noise alone gives instances that each
+//! ran the median number of ticks.
 
 use super::error::StressError;
 use super::limits::{preflight, Limit, LimitHit, Plan};
+use super::machine_noise;
 use super::options::{StressOptions, STACK_SIZE};
 use super::plot::fairness_chart;
 use super::progress::Progress;
@@ -46,6 +51,9 @@ impl Default for PreemptParams {
         PreemptParams { n: 1000, t: 5.0 }
     }
 }
+
+/// How long the machine's noise is measured before a run.
+const NOISE_PROBE: Duration = Duration::from_millis(500);
 
 /// The table's columns.
 pub const COLUMNS: &[Column] = &[
@@ -120,6 +128,8 @@ pub fn run(opts: &StressOptions, p: &PreemptParams) -> Result<PreemptRun, Stress
         .template(&module, &Linker::<()>::new(runtime.engine()), "run")
         .and_then(|t| t.typed::<(), ()>())
         .map_err(|e| StressError::guest("preempt.wat's run", e))?;
+
+    let noise = machine_noise::measure(workers, NOISE_PROBE);
 
     let go = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicUsize::new(0));
@@ -269,6 +279,9 @@ pub fn run(opts: &StressOptions, p: &PreemptParams) -> Result<PreemptRun, Stress
     let timeslice = runtime.timeslice();
     let ideal = timeslice.mul_f64(n as f64 / workers as f64);
     let max_gap = gaps.last().copied().unwrap_or_default();
+    let median_ticks = slices.get(n / 2).copied().unwrap_or(0) as f64
+        * (timeslice.as_secs_f64() / opts.tick.as_secs_f64().max(1e-9));
+    let cv_floor = noise.map(|c| machine_noise::cv_floor(c, median_ticks));
 
     let mut report = Report::new("preempt", COLUMNS);
     let mut r = opts.header("preempt", true);
@@ -304,9 +317,18 @@ pub fn run(opts: &StressOptions, p: &PreemptParams) -> Result<PreemptRun, Stress
                 round(max_gap.as_secs_f64() / ideal.as_secs_f64().max(1e-9), 3),
             )
             .with("counter_cv_within_worker_max", round(within_cv, 4))
+            .with("machine_noise_cv", noise.map(|c| round(c, 4)))
+            .with("counter_cv_floor", cv_floor.map(|f| round(f, 4)))
             .with("worker_mean_max_over_min", round(worker_spread, 3)),
     );
     report.records.push(r);
+    if let (Some(noise), Some(floor)) = (noise, cv_floor) {
+        report.notes.push(format!(
+            "machine noise: work per {} us tick varies with CV {noise:.3}; at {median_ticks:.0} \
+             ticks per instance that alone spreads the counters by CV ~{floor:.3}",
+            opts.tick.as_micros()
+        ));
+    }
     report.notes.push(format!(
         "timeslice {} us on {workers} workers; targets: CV <= 0.02 at 10,000 instances, worst gap \
          <= 1.2x ideal",
