@@ -82,7 +82,7 @@ pub(crate) struct TaskLocal {
     pub(crate) bounds: Cell<(usize, usize, usize)>,
     pub(crate) green_local: Cell<*mut ()>,
     /// Storage of the executor's switch hook, if any.
-    pub(crate) switch_slot: Cell<SwitchSlot>,
+    pub(crate) switch_slot: UnsafeCell<SwitchSlot>,
     /// Epoch value at which `yield_if_deadline_passed` yields.
     pub(crate) deadline: Cell<u64>,
     /// Ticks granted after a deadline yield (0: no automatic deadline).
@@ -150,7 +150,7 @@ impl Task {
                 yielder: Cell::new(std::ptr::null()),
                 bounds: Cell::new((0, 0, 0)),
                 green_local: Cell::new(std::ptr::null_mut()),
-                switch_slot: Cell::new(SwitchSlot::EMPTY),
+                switch_slot: UnsafeCell::new(SwitchSlot::EMPTY),
                 deadline: Cell::new(u64::MAX),
                 timeslice: Cell::new(timeslice),
                 timer_seq: Cell::new(0),
