@@ -72,7 +72,9 @@
 //! in turn. So before running a task, the worker asks the CPU to start
 //! loading what the next two tasks in the run queue need, one step apart:
 //!
-//! - the task after next: its task record;
+//! - the task after next: its task record (a task queued while the run
+//!   queue is short, as one woken by I/O, gets its record prefetched as it
+//!   is queued);
 //! - the next task (whose record the previous step loaded): the
 //!   `STACK_PREFETCH_LINES` lines of its stack from where it suspended
 //!   (`Task::suspend` notes the address), its green-local value (the
@@ -350,10 +352,16 @@ impl WorkerCore {
         self.phase.get() == Phase::Cancelling
     }
 
-    /// Queues a runnable task at the back of the run queue.
+    /// Queues a runnable task at the back of the run queue. When the queue
+    /// is short, the task will run soon: its record starts loading now
+    /// (see "Prefetching" in the module docs).
     #[inline]
     pub(crate) fn push_runnable(&self, task: Arc<Task>) {
-        self.run_queue.borrow_mut().push_back(task);
+        let mut queue = self.run_queue.borrow_mut();
+        if queue.len() < PREFETCH_ON_PUSH_BELOW {
+            prefetch_task(&task);
+        }
+        queue.push_back(task);
     }
 
     /// Arms `task`'s timer (replacing any previous one); returns its number.
@@ -479,12 +487,8 @@ impl WorkerCore {
             }
         }
         if let Some(after) = queue.get(1) {
-            // The whole task record (behind the `Arc`'s two counters), so
-            // that the step above finds it cached at the next switch.
-            let at = Arc::as_ptr(after) as usize;
-            for line in 0..TASK_PREFETCH_LINES {
-                prefetch(at.wrapping_add(line * LINE));
-            }
+            // So that the step above finds it cached at the next switch.
+            prefetch_task(after);
         }
     }
 
@@ -778,6 +782,20 @@ const STACK_PREFETCH_LINES: usize = 10;
 /// one more for a record that does not start on a line.
 const TASK_PREFETCH_LINES: usize =
     (2 * std::mem::size_of::<usize>() + std::mem::size_of::<Task>()).div_ceil(LINE) + 1;
+
+/// A run queue shorter than this when a task is queued: the task runs
+/// within a few switches, so its record is prefetched as it is queued (a
+/// task woken by I/O was parked long enough to be out of the caches).
+const PREFETCH_ON_PUSH_BELOW: usize = 32;
+
+/// Prefetches a whole task record (behind the `Arc`'s two counters).
+#[inline(always)]
+fn prefetch_task(task: &Arc<Task>) {
+    let at = Arc::as_ptr(task) as usize;
+    for line in 0..TASK_PREFETCH_LINES {
+        prefetch(at.wrapping_add(line * LINE));
+    }
+}
 
 /// Asks the CPU to start loading the line at `addr` (a hint: no effect on
 /// what the program computes).
