@@ -56,21 +56,26 @@ fn work_per_tick(length: Duration) -> Vec<u64> {
     }
     let mut last = epoch_now();
     let mut turns = 0u64;
+    let mut rounds = 0u32;
     loop {
         for _ in 0..64 {
             turns = black_box(turns.wrapping_add(1));
         }
         let now = epoch_now();
-        if now != last {
+        rounds = rounds.wrapping_add(1);
+        let ticked = now != last;
+        if ticked {
             // A late ticker skips ticks: keep single-tick windows only.
-            if now == last + 1 {
+            if now == last.wrapping_add(1) {
                 windows.push(turns);
             }
             turns = 0;
             last = now;
-            if Instant::now() >= end {
-                return windows;
-            }
+        }
+        // At every tick, and now and then between (a stopped ticker must
+        // not keep it spinning).
+        if (ticked || rounds % 4096 == 0) && Instant::now() >= end {
+            return windows;
         }
     }
 }
