@@ -20,12 +20,23 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 /// CV of the work one thread does per epoch tick, over `threads` spinning
-/// threads for `length`; `None` without a running ticker or windows.
+/// threads for `length`; `None` without a running ticker, or when no tick
+/// was seen (a thread that cannot be started is left out).
+///
+/// The windows of all threads are pooled, so a steady speed difference
+/// between CPUs counts as noise too (it does not shrink with more ticks:
+/// the floor then understates it), as does a tick cut short by a late
+/// ticker's catch-up.
 pub fn measure(threads: usize, length: Duration) -> Option<f64> {
     shoal_scheduler::epoch_tick()?;
     let windows: Vec<u64> = std::thread::scope(|scope| {
         let spinners: Vec<_> = (0..threads.max(1))
-            .map(|_| scope.spawn(move || work_per_tick(length)))
+            .filter_map(|i| {
+                std::thread::Builder::new()
+                    .name(format!("noise-probe-{i}"))
+                    .spawn_scoped(scope, move || work_per_tick(length))
+                    .ok()
+            })
             .collect();
         spinners
             .into_iter()
@@ -45,13 +56,18 @@ pub fn measure(threads: usize, length: Duration) -> Option<f64> {
     (mean > 0.0).then(|| var.sqrt() / mean)
 }
 
-/// Loop turns in each window between two consecutive ticks, for `length`.
+/// Loop turns in each window between two consecutive ticks, for about
+/// `length` (returns even if the epoch stops advancing).
 fn work_per_tick(length: Duration) -> Vec<u64> {
-    let end = Instant::now() + length;
+    let start = Instant::now();
+    let past_end = || start.elapsed() >= length;
     let mut windows = Vec::new();
-    // Start at a tick boundary.
+    // Start at a tick boundary (a window that started mid-tick is not one).
     let first = epoch_now();
-    while epoch_now() == first && Instant::now() < end {
+    while epoch_now() == first {
+        if past_end() {
+            return windows;
+        }
         std::hint::spin_loop();
     }
     let mut last = epoch_now();
@@ -74,7 +90,7 @@ fn work_per_tick(length: Duration) -> Vec<u64> {
         }
         // At every tick, and now and then between (a stopped ticker must
         // not keep it spinning).
-        if (ticked || rounds % 4096 == 0) && Instant::now() >= end {
+        if (ticked || rounds.is_multiple_of(4096)) && past_end() {
             return windows;
         }
     }

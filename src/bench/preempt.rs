@@ -281,7 +281,9 @@ pub fn run(opts: &StressOptions, p: &PreemptParams) -> Result<PreemptRun, Stress
     let max_gap = gaps.last().copied().unwrap_or_default();
     let median_ticks = slices.get(n / 2).copied().unwrap_or(0) as f64
         * (timeslice.as_secs_f64() / opts.tick.as_secs_f64().max(1e-9));
-    let cv_floor = noise.map(|c| machine_noise::cv_floor(c, median_ticks));
+    let cv_floor = noise
+        .filter(|_| median_ticks > 0.0)
+        .map(|c| machine_noise::cv_floor(c, median_ticks));
 
     let mut report = Report::new("preempt", COLUMNS);
     let mut r = opts.header("preempt", true);
