@@ -5,8 +5,8 @@
 //! - `compute/epoch_off`: no epoch checks compiled in (the figure compared
 //!   with Wasmtime; target: at most 1.10x Wasmtime's time per kernel);
 //! - `compute/epoch_on`: an epoch check at every function entry and loop
-//!   header, with the deadline out of reach and no ticker, so the difference
-//!   between the groups is the cost of the checks alone.
+//!   back edge, with the deadline out of reach and no ticker, so the
+//!   difference between the groups is the cost of the checks alone.
 //!
 //! `cargo bench --bench compute` (about a minute). For a side-by-side with
 //! Wasmtime, run `benches/compare_wasmtime.sh`.

@@ -12,8 +12,9 @@
 //!   `green_thread`: the runtime's per-request path, a new green thread per
 //!   instance (`TypedTemplate::spawn` + `join`, one at a time).
 //! - `epoch_check`: a counting loop of 1,000 iterations (one check per
-//!   iteration, on the branch back to the loop header) compiled with epoch checks `off`, `on`
-//!   (deadline never reached: the fast path, one load, compare and branch),
+//!   iteration, on the branch back to the loop header) compiled with epoch
+//!   checks `off`, `on` (deadline never reached: the fast path, one load,
+//!   compare and branch),
 //!   and `slow_path` (deadline always reached: every check calls the
 //!   deadline callback, which lets the call go on).
 //! - `memory_reset`: instantiate a module with 16 pages of memory, write

@@ -155,7 +155,7 @@ unsafe fn value_or_unwind<T>(result: Result<T, UnwindReason>) -> T {
 
 /// Between two chunks of a bulk operation: if compiled code has epoch
 /// checks and the engine's epoch reached the store's deadline, runs the
-/// deadline path (as compiled code's check would at the next loop header).
+/// deadline path (as compiled code's check would at the next loop back edge).
 ///
 /// # Safety
 ///

@@ -51,8 +51,8 @@ pub struct Config {
     /// [`TrapKind::StackOverflow`](crate::TrapKind). Default: 512 KiB.
     pub max_wasm_stack: usize,
     /// Emit epoch checks at function entries and on the branches back to
-    /// loop headers (preemption;
-    /// used by the runtime). Default: false here; the runtime turns it on.
+    /// loop headers (preemption; used by the runtime). Default: false here;
+    /// the runtime turns it on.
     pub epoch_interruption: bool,
     /// Compile large modules on several threads. Default: true.
     pub parallel_compilation: bool,

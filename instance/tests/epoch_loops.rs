@@ -1,7 +1,8 @@
 //! Every way wasm can branch back to a loop header passes an epoch check:
-//! `br` (the check is the back edge itself), `br_if` and `br_table` (through
-//! the loop's checked entry), with and without loop params, and from a
-//! block nested inside the loop. Each function below loops 1,000 times;
+//! `br` and `br_if` (the check's branch is the back edge itself) and
+//! `br_table` (through the loop's checked entry), with and without loop
+//! params (one and two), from a block nested inside the loop, and from an
+//! inner loop to an outer one. Each function below loops 1,000 times;
 //! with a deadline that is always reached, the deadline callback ends it
 //! with a trap at its tenth check, which only its loop's checks can reach.
 
@@ -23,6 +24,10 @@ const LOOPS: &[(&str, Option<i64>)] = &[
     ("br_with_param", Some(1000)),
     ("br_if_with_param", Some(1000)),
     ("br_table_with_param", Some(1000)),
+    ("br_if_with_two_params", Some(1000 + 2000)),
+    ("inner_br_if_to_outer", None),
+    ("inner_br_table_to_outer", None),
+    ("br_table_to_two_loops", None),
 ];
 
 const MODULE: &str = r#"(module
@@ -69,7 +74,35 @@ const MODULE: &str = r#"(module
             (loop $l (param i64) (result i64)
                 (i64.add (i64.const 1))
                 (local.set $n (i32.add (local.get $n) (i32.const 1)))
-                (br_table $l $out (i32.ge_u (local.get $n) (i32.const 1000)))))))"#;
+                (br_table $l $out (i32.ge_u (local.get $n) (i32.const 1000))))))
+    (func (export "br_if_with_two_params") (result i64)
+        (local $n i32) (local $x i64) (local $y i64)
+        (i64.const 0) (i64.const 0)
+        (loop $l (param i64 i64) (result i64 i64)
+            (local.set $y) (local.set $x)
+            (local.set $n (i32.add (local.get $n) (i32.const 1)))
+            (i64.add (local.get $x) (i64.const 1))
+            (i64.add (local.get $y) (i64.const 2))
+            (br_if $l (i32.lt_u (local.get $n) (i32.const 1000))))
+        (i64.add))
+    (func (export "inner_br_if_to_outer") (local $n i32)
+        (block $out (loop $outer
+            (loop $inner
+                (local.set $n (i32.add (local.get $n) (i32.const 1)))
+                (br_if $out (i32.ge_u (local.get $n) (i32.const 1000)))
+                (br_if $outer (i32.const 1))))))
+    (func (export "inner_br_table_to_outer") (local $n i32)
+        (block $out (loop $outer
+            (loop $inner
+                (local.set $n (i32.add (local.get $n) (i32.const 1)))
+                (br_table $outer $out (i32.ge_u (local.get $n) (i32.const 1000)))))))
+    (func (export "br_table_to_two_loops") (local $n i32)
+        (block $out (loop $a
+            (loop $b
+                (local.set $n (i32.add (local.get $n) (i32.const 1)))
+                (br_table $a $b $out
+                    (select (i32.const 2) (i32.and (local.get $n) (i32.const 1))
+                        (i32.ge_u (local.get $n) (i32.const 1000)))))))))"#;
 
 /// Calls `name` with the deadline always reached (`interrupt`) or never.
 fn call(

@@ -1,12 +1,12 @@
 //! Values live across an epoch check survive the cold path: with a deadline
 //! that is always reached, every function entry and every branch back to a
 //! loop header calls the epoch stub, the libcall and the store's callback,
-//! and results must be the same as without epoch checks. The functions keep more integer and
-//! float values live across their loop headers than there are registers,
-//! so that both caller-saved and callee-saved registers hold some.
-//! Their loops branch back with `br_if` (through the loop's checked entry);
-//! `br_back_edges_keep_values_too` covers the `br` form, whose check is
-//! the back edge itself.
+//! and results must be the same as without epoch checks. The functions
+//! keep more integer and float values live across their loop back edges
+//! than there are registers, so that both caller-saved and callee-saved
+//! registers hold some. Their loops branch back with `br_if` (bottom
+//! tested, as compilers emit them); `br_back_edges_keep_values_too` covers
+//! a test at the top and `br` at the bottom.
 
 use shoal_instance::{
     Caller, Config, Engine, Linker, MemoryStrategy, Module, Store, UpdateDeadline, Val,

@@ -6,8 +6,9 @@
 //!   checks, and a store whose epoch deadline is always already reached
 //!   (deadline 0 on an engine whose epoch is never advanced, and a deadline
 //!   callback that answers `Continue(0)`). Every function entry and every
-//!   branch back to a loop header therefore takes the cold path: the epoch stub, the
-//!   `EpochDeadlineReached` libcall, the callback, and back into wasm. Any
+//!   branch back to a loop header therefore takes the cold path: the epoch
+//!   stub, the `EpochDeadlineReached` libcall, the callback, and back into
+//!   wasm. Any
 //!   register the stub or the libcall fails to preserve shows up as a wrong
 //!   result somewhere in the suite.
 //!

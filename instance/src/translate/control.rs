@@ -10,7 +10,7 @@
 //!   its `end`) with the frame's results; a branch to a `Loop` jumps to its
 //!   *header* with the loop's params. With epoch checks on, every branch back
 //!   to a loop header checks the epoch on its way (see `Operator::Loop` in
-//!   `operators.rs`): a `br` inline, a `br_if` or `br_table` through the
+//!   `operators.rs`): a `br` or `br_if` inline, a `br_table` through the
 //!   loop's `checked_entry` block, made when first needed and filled at the
 //!   loop's `end`.
 //! - An `if` pushes its params twice, so that the `else` arm finds them on the
@@ -72,7 +72,7 @@ pub(crate) enum ControlFrame {
         destination: Block,
         header: Block,
         /// The block that checks the epoch and then jumps to `header`, for
-        /// conditional branches back to the loop; made by the first of them.
+        /// `br_table`s back to the loop; made by the first of them.
         checked_entry: Option<Block>,
         num_param_values: usize,
         num_return_values: usize,

@@ -115,9 +115,10 @@ pub(crate) fn translate_operator(
             state.popn(params.len())?;
             state.pushn(builder.block_params(header));
             // No epoch check here: every branch back to the header checks
-            // on its way (`loop_target`, `Operator::Br`), which is the same
-            // guarantee (an iteration cannot repeat unchecked) with the
-            // check folded into the back edge, and none on the first entry.
+            // on its way (`Operator::Br`, `Operator::BrIf`, `table_target`),
+            // which is the same guarantee (an iteration cannot repeat
+            // unchecked) with the check folded into the back edge, and none
+            // on the first entry.
             builder.switch_to_block(header);
         }
         Operator::If { blockty } => {
@@ -162,12 +163,9 @@ pub(crate) fn translate_operator(
             state.pushn(builder.block_params(next));
         }
         Operator::Br { relative_depth } => {
-            let frame = state.frame_mut(relative_depth)?;
-            frame.set_branched_to_exit();
-            let (arity, dest, is_loop) =
-                (frame.br_arity(), frame.br_destination(), frame.is_loop());
+            let (arity, dest, back_edge) = branch_destination(state, env, relative_depth)?;
             let args = block_args(state.peekn(arity)?);
-            if is_loop && env.epoch_interruption() {
+            if back_edge {
                 env.epoch_check_then_jump(builder, dest, &args)?;
             } else {
                 builder.ins().jump(dest, &args);
@@ -177,10 +175,28 @@ pub(crate) fn translate_operator(
         }
         Operator::BrIf { relative_depth } => {
             let cond = state.pop1()?;
-            let (arity, dest) = branch_target(builder, state, env, relative_depth)?;
+            let (arity, dest, back_edge) = branch_destination(state, env, relative_depth)?;
             let next = builder.create_block();
             let args = block_args(state.peekn(arity)?);
-            builder.ins().brif(cond, dest, &args, next, &[]);
+            if back_edge {
+                // The taken edge goes through a block of its own whose
+                // check's branch is the branch back (as for `br`). It must
+                // follow this block in the code, so that `jz next` falls
+                // through to the check and `jb header`: one taken branch
+                // per iteration. Cranelift orders blocks by a depth-first
+                // walk that puts a branch's second target first, so the
+                // condition is inverted to make the check the second (the
+                // inversion folds into the compare: `icmp` is rewritten
+                // with the complementary condition).
+                let checked = builder.create_block();
+                let exit = builder.ins().icmp_imm_u(IntCC::Equal, cond, 0);
+                builder.ins().brif(exit, next, &[], checked, &[]);
+                builder.seal_block(checked);
+                builder.switch_to_block(checked);
+                env.epoch_check_then_jump(builder, dest, &args)?;
+            } else {
+                builder.ins().brif(cond, dest, &args, next, &[]);
+            }
             builder.seal_block(next);
             builder.switch_to_block(next);
         }
@@ -195,10 +211,10 @@ pub(crate) fn translate_operator(
             if arity == 0 {
                 let mut table = Vec::with_capacity(depths.len());
                 for &depth in &depths {
-                    let (_, dest) = branch_target(builder, state, env, depth)?;
+                    let dest = table_target(builder, state, env, depth)?;
                     table.push(builder.func.dfg.block_call(dest, &[]));
                 }
-                let (_, dest) = branch_target(builder, state, env, default)?;
+                let dest = table_target(builder, state, env, default)?;
                 let default_call = builder.func.dfg.block_call(dest, &[]);
                 let jt = builder.create_jump_table(JumpTableData::new(default_call, &table));
                 builder.ins().br_table(index, jt);
@@ -226,7 +242,7 @@ pub(crate) fn translate_operator(
                 for (depth, b) in order {
                     builder.switch_to_block(b);
                     builder.seal_block(b);
-                    let (_, dest) = branch_target(builder, state, env, depth)?;
+                    let dest = table_target(builder, state, env, depth)?;
                     jump(builder, dest, state.peekn(arity)?);
                 }
                 state.popn(arity)?;
@@ -826,45 +842,66 @@ pub(crate) fn block_args(values: &[Value]) -> Vec<BlockArg> {
     values.iter().map(|&v| BlockArg::Value(v)).collect()
 }
 
-/// `jump dest(values...)`.
-/// Where a conditional branch (`br_if`, `br_table`) to the frame at
-/// `depth` goes, and with how many values: a loop's `checked_entry` when
-/// epoch checks are on (made now if this is the loop's first), else the
-/// frame's own destination. Marks the frame as branched to.
-fn branch_target(
+/// Where a `br` or `br_if` to the frame at `depth` goes, with how many
+/// values, and whether it is a back edge that must check the epoch (a
+/// branch to a loop with epoch checks on). Marks the frame as branched to.
+fn branch_destination(
+    state: &mut TranslationState,
+    env: &FuncEnvironment,
+    depth: u32,
+) -> TResult<(usize, Block, bool)> {
+    let frame = state.frame_mut(depth)?;
+    frame.set_branched_to_exit();
+    Ok((
+        frame.br_arity(),
+        frame.br_destination(),
+        frame.is_loop() && env.epoch_interruption(),
+    ))
+}
+
+/// Where a `br_table` entry for the frame at `depth` goes: a loop's
+/// `checked_entry` when epoch checks are on (made now if this is the
+/// loop's first), else the frame's own destination. Marks the frame as
+/// branched to.
+fn table_target(
     builder: &mut FunctionBuilder,
     state: &mut TranslationState,
     env: &FuncEnvironment,
     depth: u32,
-) -> TResult<(usize, Block)> {
+) -> TResult<Block> {
     let epoch = env.epoch_interruption();
     let frame = state.frame_mut(depth)?;
     frame.set_branched_to_exit();
     let arity = frame.br_arity();
-    if let ControlFrame::Loop {
+    let ControlFrame::Loop {
         header,
         checked_entry,
         ..
     } = frame
-    {
-        if epoch {
-            let entry = *checked_entry.get_or_insert_with(|| {
-                // The loop's params only: the header's first block params
-                // (the SSA builder adds more to it for the locals it reads,
-                // and will do the same for this block).
-                let header_params = builder.func.dfg.block_params(*header);
-                let types: Vec<Type> = header_params
-                    .get(..arity)
-                    .unwrap_or(header_params)
-                    .iter()
-                    .map(|&v| builder.func.dfg.value_type(v))
-                    .collect();
-                block_with_params(builder, &types)
-            });
-            return Ok((arity, entry));
-        }
+    else {
+        return Ok(frame.br_destination());
+    };
+    if !epoch {
+        return Ok(*header);
     }
-    Ok((arity, frame.br_destination()))
+    if let Some(entry) = *checked_entry {
+        return Ok(entry);
+    }
+    // The loop's params only: the header's first block params (the SSA
+    // builder adds more to it for the locals it reads, and will do the
+    // same for this block).
+    let types: Vec<Type> = builder
+        .func
+        .dfg
+        .block_params(*header)
+        .get(..arity)
+        .ok_or("internal error: a loop header without its params")?
+        .iter()
+        .map(|&v| builder.func.dfg.value_type(v))
+        .collect();
+    let entry = block_with_params(builder, &types);
+    *checked_entry = Some(entry);
+    Ok(entry)
 }
 
 /// At a loop's `end`, reachable or not: fills its `checked_entry` (if a
@@ -897,6 +934,7 @@ fn finish_loop(
     Ok(())
 }
 
+/// `jump dest(values...)`.
 pub(crate) fn jump(builder: &mut FunctionBuilder, dest: Block, values: &[Value]) {
     let args = block_args(values);
     builder.ins().jump(dest, &args);
