@@ -496,7 +496,8 @@ impl<T> Store<T> {
     /// thread parked in one (`shoal_scheduler::set_resume_hints`): the
     /// runtime limits (the epoch deadline, which compiled code reloads
     /// after the call), the store's table of host closures, and that
-    /// table's first entries. Zero where there is nothing yet. Only
+    /// table's first entries. Zero where there is nothing yet. A snapshot:
+    /// host functions added later may move the table (ask again). Only
     /// addresses: reading through them is not allowed.
     pub fn resume_hints(&self) -> [usize; 3] {
         let inner = self.inner();

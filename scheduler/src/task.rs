@@ -248,7 +248,7 @@ impl Task {
     fn schedule(this: &Arc<Task>) {
         match current_worker() {
             Some(worker) if std::ptr::eq(worker.remote(), &*this.remote) => {
-                worker.push_runnable(this.clone());
+                worker.push_woken(this.clone());
             }
             _ => this.remote.send(Message::Wake(this.clone())),
         }

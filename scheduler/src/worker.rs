@@ -352,11 +352,18 @@ impl WorkerCore {
         self.phase.get() == Phase::Cancelling
     }
 
-    /// Queues a runnable task at the back of the run queue. When the queue
-    /// is short, the task will run soon: its record starts loading now
-    /// (see "Prefetching" in the module docs).
+    /// Queues a runnable task at the back of the run queue.
     #[inline]
     pub(crate) fn push_runnable(&self, task: Arc<Task>) {
+        self.run_queue.borrow_mut().push_back(task);
+    }
+
+    /// Queues a task woken after it parked. When the queue is short, the
+    /// task will run soon, and having waited it is likely out of the
+    /// caches: its record starts loading now (see "Prefetching" in the
+    /// module docs).
+    #[inline]
+    pub(crate) fn push_woken(&self, task: Arc<Task>) {
         let mut queue = self.run_queue.borrow_mut();
         if queue.len() < PREFETCH_ON_PUSH_BELOW {
             prefetch_task(&task);
@@ -479,8 +486,8 @@ impl WorkerCore {
                     prefetch(from.wrapping_add(line * LINE));
                 }
             }
-            prefetch(local.green_local.get() as usize);
-            for hint in local.resume_hints.get() {
+            let green_local = local.green_local.get() as usize;
+            for hint in local.resume_hints.get().into_iter().chain([green_local]) {
                 if hint != 0 {
                     prefetch(hint);
                 }
@@ -651,7 +658,7 @@ impl WorkerCore {
                 Message::Spawn { task, job } => self.start_task(task, job),
                 Message::Wake(task) => {
                     if !task.is_done() {
-                        self.push_runnable(task);
+                        self.push_woken(task);
                     }
                 }
                 Message::FreeIo(token) => self.io.borrow_mut().free(token),
@@ -788,10 +795,11 @@ const TASK_PREFETCH_LINES: usize =
 /// task woken by I/O was parked long enough to be out of the caches).
 const PREFETCH_ON_PUSH_BELOW: usize = 32;
 
-/// Prefetches a whole task record (behind the `Arc`'s two counters).
+/// Prefetches a whole task record, from the `Arc`'s two counters (which
+/// the run queue's push and pop touch) through the task.
 #[inline(always)]
 fn prefetch_task(task: &Arc<Task>) {
-    let at = Arc::as_ptr(task) as usize;
+    let at = (Arc::as_ptr(task) as usize).wrapping_sub(2 * std::mem::size_of::<usize>());
     for line in 0..TASK_PREFETCH_LINES {
         prefetch(at.wrapping_add(line * LINE));
     }
