@@ -260,9 +260,9 @@ impl<'a> FuncEnvironment<'a> {
     // ---------------------------------------------------------------------
     // Epoch
 
-    /// The epoch check of a function entry or of a loop's conditional back
-    /// edges: if the engine's epoch reached the deadline, call
-    /// `EpochDeadlineReached` (cold), then continue.
+    /// The epoch check of a function entry or of a loop's checked entry
+    /// (its `br_table` back edges): if the engine's epoch reached the
+    /// deadline, call `EpochDeadlineReached` (cold), then continue.
     ///
     /// The check is one load (the epoch, which other threads advance), one
     /// compare with the deadline, one branch. The deadline lives in a

@@ -905,7 +905,7 @@ fn table_target(
 }
 
 /// At a loop's `end`, reachable or not: fills its `checked_entry` (if a
-/// conditional branch made one) with the epoch check and the jump to the
+/// `br_table` made one) with the epoch check and the jump to the
 /// header, then seals the header, whose predecessors are all known now.
 /// The builder must be at a filled block or at none.
 fn finish_loop(
@@ -924,8 +924,8 @@ fn finish_loop(
     if let Some(entry) = checked_entry {
         builder.switch_to_block(entry);
         builder.seal_block(entry);
-        // The loop's params, taken before the check's reads of variables
-        // give the block params of its own.
+        // The loop's params, taken before the check reads variables (which
+        // gives the block more params of its own).
         let params = builder.block_params(entry).to_vec();
         env.epoch_check(builder, CheckSite::LoopBackEdge)?;
         jump(builder, header, &params);
