@@ -809,6 +809,8 @@ fn prefetch_task(task: &Arc<Task>) {
 /// what the program computes).
 #[inline(always)]
 fn prefetch(addr: usize) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
     unsafe {
