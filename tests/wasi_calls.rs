@@ -590,6 +590,15 @@ fn poll_oneoff_clocks_and_fds() {
         SUCCESS
     );
     assert_eq!(events(&g, evs), [(20, INVAL as u16, 0)]);
+    // No subscription, or more than the host keeps records for, is EINVAL
+    // (checked before the tables: nothing is read or allocated).
+    for n in [0, shoal::wasi::MAX_SUBSCRIPTIONS as i64 + 1] {
+        assert_eq!(
+            g.call("poll_oneoff", &[subs as i64, evs as i64, n, OUT as i64]),
+            INVAL,
+            "{n} subscriptions"
+        );
+    }
 }
 
 #[test]

@@ -21,6 +21,12 @@ pub struct IoVec {
     pub len: u32,
 }
 
+/// The most iovecs one call may pass (Linux's `IOV_MAX`).
+pub const IOV_MAX: u32 = 1024;
+
+/// The longest path a call may pass, in bytes (Linux's `PATH_MAX`).
+pub const PATH_MAX: u32 = 4096;
+
 /// A list of checked iovecs: a few inline (the common case of one or two
 /// buffers per call allocates nothing), more on the heap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,7 +158,14 @@ impl<'a> GuestMemory<'a> {
     /// before any I/O happens (so a bad one fails the call with nothing
     /// consumed or written). Up to [`IoVecs::INLINE`] of them need no
     /// allocation.
+    ///
+    /// More than [`IOV_MAX`] iovecs is `EINVAL`, as for `readv`/`writev` on
+    /// Linux: the host copies the table, and a guest with a large memory
+    /// could otherwise have it allocate gigabytes for one call.
     pub fn iovecs(&self, ptr: u32, count: u32) -> Result<IoVecs, Errno> {
+        if count > IOV_MAX {
+            return Err(Errno::Inval);
+        }
         let table_len = count.checked_mul(IOVEC_SIZE).ok_or(Errno::Fault)?;
         let table = self.slice(ptr, table_len)?;
         let mut out = IoVecs::new(count as usize);
@@ -167,9 +180,14 @@ impl<'a> GuestMemory<'a> {
 
     /// A guest path: `len` bytes at `ptr`, as a host path. Paths are byte
     /// strings on the host, so any bytes but NUL are accepted (a NUL is
-    /// `EINVAL`, as the host could not represent it).
+    /// `EINVAL`, as the host could not represent it). A path longer than
+    /// [`PATH_MAX`] is `ENAMETOOLONG` before anything is copied (as the
+    /// host's own calls would say, and without a host copy of up to 4 GiB).
     pub fn path(&self, ptr: u32, len: u32) -> Result<std::path::PathBuf, Errno> {
         use std::os::unix::ffi::OsStrExt;
+        if len > PATH_MAX {
+            return Err(Errno::NameTooLong);
+        }
         let bytes = self.slice(ptr, len)?;
         if bytes.contains(&0) {
             return Err(Errno::Inval);
@@ -208,6 +226,24 @@ mod tests {
             Ok(&[IoVec { ptr: 32, len: 32 }][..])
         );
         assert_eq!(mem.iovecs(0, 2), Err(Errno::Fault));
+    }
+
+    #[test]
+    fn counts_and_lengths_are_capped_before_anything_is_copied() {
+        // A table of 1,025 zero iovecs (each valid: empty at 0) lies in
+        // memory, but is one more than IOV_MAX.
+        let mut bytes = vec![0u8; 9000];
+        let mem = GuestMemory::new(&mut bytes);
+        assert_eq!(mem.iovecs(0, IOV_MAX).map(|v| v.len()), Ok(1024));
+        assert_eq!(mem.iovecs(0, IOV_MAX + 1), Err(Errno::Inval));
+        // Paths: up to PATH_MAX bytes, then ENAMETOOLONG, even in bounds.
+        bytes[..PATH_MAX as usize + 1].fill(b'a');
+        let mem = GuestMemory::new(&mut bytes);
+        assert_eq!(
+            mem.path(0, PATH_MAX).map(|p| p.as_os_str().len()),
+            Ok(PATH_MAX as usize)
+        );
+        assert_eq!(mem.path(0, PATH_MAX + 1), Err(Errno::NameTooLong));
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //!   memory with [`ReadPipe`]/[`WritePipe`], or null; preopened
 //!   directories; sockets).
 //! - [`add_to_linker`] defines every preview1 function in a
-//!   [`Linker`](shoal_instance::Linker) for any store data `T` that holds a
+//!   [`Linker`] for any store data `T` that holds a
 //!   `WasiCtx`.
 //! - [`run_command`] instantiates a command module on the current thread
 //!   and runs its `_start`.
@@ -39,7 +39,11 @@
 //! directory handle it is relative to (`path.rs` has the details): `..`
 //! past the root, absolute paths and symlinks leading out all fail with
 //! `ENOTCAPABLE`. Guest pointers and lengths are bounds-checked against
-//! its memory (`EFAULT`); no guest input panics the host.
+//! its memory (`EFAULT`); no guest input panics the host. What the host
+//! copies or keeps for one call is bounded whatever the guest's memory
+//! holds: at most `IOV_MAX` (1,024) iovecs and [`MAX_SUBSCRIPTIONS`]
+//! (65,536) `poll_oneoff` subscriptions (`EINVAL` beyond), and paths of at
+//! most `PATH_MAX` (4,096) bytes (`ENAMETOOLONG`).
 //!
 //! # Blocking
 //!
@@ -78,6 +82,7 @@ pub use ctx::{DirAccess, WasiCtx, WasiCtxBuilder, WasiError};
 pub use errno::Errno;
 pub use linker::add_to_linker;
 pub use pipe::{ReadPipe, WritePipe};
+pub use poll::MAX_SUBSCRIPTIONS;
 pub use sock::Socket;
 
 use shoal_instance::{Engine, Error, Linker, Module, Store, TrapKind};

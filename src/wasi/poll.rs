@@ -107,6 +107,12 @@ fn deadline(start: u64, id: u32, timeout: u64, flags: u16) -> Result<u64, Errno>
     Ok(start.saturating_add(remaining))
 }
 
+/// The most subscriptions one `poll_oneoff` may pass; more is `EINVAL`.
+/// The host keeps a record per subscription while it waits, and a guest
+/// with a large memory could otherwise have it allocate gigabytes for one
+/// call (4 GiB of memory holds 89 million subscriptions).
+pub const MAX_SUBSCRIPTIONS: u32 = 65_536;
+
 /// How long a wait with no fd and no valid clock sleeps before checking
 /// again (it cannot happen: such a call has an event at once).
 const MAX_SLEEP: Duration = Duration::from_millis(16);
@@ -120,7 +126,7 @@ pub fn poll_oneoff(
     nsubs: u32,
     nevents_ptr: u32,
 ) -> CallResult {
-    if nsubs == 0 {
+    if nsubs == 0 || nsubs > MAX_SUBSCRIPTIONS {
         return Err(Errno::Inval.into());
     }
     mem.slice(
