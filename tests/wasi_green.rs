@@ -230,6 +230,22 @@ fn connection() -> (TcpStream, TcpStream) {
     (listener.accept().unwrap().0, client)
 }
 
+/// A context with two connected sockets, fds 3 and 4: one from std, one
+/// from the scheduler (as the server hands connections in); and their
+/// clients.
+fn two_sockets() -> (WasiCtx, [TcpStream; 2]) {
+    let (first, first_client) = connection();
+    let (second, second_client) = connection();
+    let ctx = WasiCtx::builder()
+        .socket(Socket::from_std_stream(first).unwrap())
+        .socket(Socket::from(
+            shoal::scheduler::net::TcpStream::from_std(second).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    (ctx, [first_client, second_client])
+}
+
 /// `poll_oneoff` on two sockets and a clock parks the green thread until
 /// the first source fires: here the second socket, ~20 ms after the wait
 /// began, long before the clock. Meanwhile the worker (the only one) runs
@@ -239,17 +255,7 @@ fn poll_oneoff_waits_on_several_fds_and_a_clock() {
     let runtime = Runtime::builder().workers(1).build().unwrap();
     let subs = [read_sub(1, 3), read_sub(2, 4), clock_sub(3, 10_000_000_000)];
     let two_fds = template(&runtime, &first_event(&subs));
-    let (first, _first_client) = connection();
-    let (second, mut second_client) = connection();
-    // One socket from std, one from the scheduler (as the server hands
-    // connections in).
-    let ctx = WasiCtx::builder()
-        .socket(Socket::from_std_stream(first).unwrap())
-        .socket(Socket::from(
-            shoal::scheduler::net::TcpStream::from_std(second).unwrap(),
-        ))
-        .build()
-        .unwrap();
+    let (ctx, [_first_client, mut second_client]) = two_sockets();
     let start = Instant::now();
     let waiting = two_fds.spawn_with(ctx, vec![]).unwrap();
 
@@ -273,15 +279,7 @@ fn poll_oneoff_waits_on_several_fds_and_a_clock() {
     // No data on either socket: the 50 ms clock fires.
     let subs = [read_sub(1, 3), read_sub(2, 4), clock_sub(3, 50_000_000)];
     let timeout = template(&runtime, &first_event(&subs));
-    let (a, _a_client) = connection();
-    let (b, _b_client) = connection();
-    let ctx = WasiCtx::builder()
-        .socket(Socket::from_std_stream(a).unwrap())
-        .socket(Socket::from(
-            shoal::scheduler::net::TcpStream::from_std(b).unwrap(),
-        ))
-        .build()
-        .unwrap();
+    let (ctx, _clients) = two_sockets();
     let start = Instant::now();
     let code = exit_code(timeout.spawn_with(ctx, vec![]).unwrap().join());
     let took = start.elapsed();
