@@ -11,13 +11,16 @@
 //!    see [`crate::BuildError::EpochTickConflict`]). The last executor to
 //!    shut down stops and joins them. Restarted tickers continue from the
 //!    current value: the epoch never goes backwards.
-//! 2. The tickers keep time rather than counting sleeps: tick `e` is due at
-//!    `origin + e × period` on `CLOCK_MONOTONIC` (the origin is fixed when
-//!    they start, so that the count continues from the current value). A
-//!    ticker sleeps until an absolute due time
+//! 2. The tickers keep time rather than counting sleeps: when they start,
+//!    the epoch is `base` and the monotonic clock reads `origin`; tick
+//!    `e ≥ base` is due at `origin + (e − base) × period` on
+//!    `CLOCK_MONOTONIC`. A ticker sleeps until an absolute due time
 //!    (`clock_nanosleep(TIMER_ABSTIME)`) and then raises the epoch to
-//!    `(now − origin) / period` with `fetch_max`. A late wake-up makes the
-//!    epoch jump by the ticks missed, never drift.
+//!    `base + (now − origin) / period` with `fetch_max`. A late wake-up
+//!    makes the epoch jump by the ticks missed, never drift. (Counting from
+//!    `base` rather than from a zero placed `base` periods back keeps this
+//!    right when a restart uses a longer period than the epoch was counted
+//!    in: that zero would lie before the machine booted.)
 //! 3. There is one ticker per CPU the process may use, up to
 //!    [`MAX_TICKERS`], each pinned to its own CPU: with `n` of them, ticker
 //!    `i` wakes for the ticks `e ≡ i (mod n)`. The wake-ups (each one
@@ -29,10 +32,13 @@
 //!    measured on the 2-vCPU development VM, a few times per second), the
 //!    others still tick, so the running instances of the other CPUs are
 //!    preempted at most one tick late.
-//! 4. Tickers ask for `SCHED_FIFO` priority 1 (falling back to a higher nice
+//! 4. A ticker sleeps at most `MAX_SLEEP` at a time, so that the last
+//!    executor's shutdown, which stops and joins the tickers, does not wait
+//!    for the next own tick of a long period (up to `MAX_TICKERS` periods).
+//! 5. Tickers ask for `SCHED_FIFO` priority 1 (falling back to a higher nice
 //!    value) so that busy workers do not delay them; they only sleep and
 //!    store.
-//! 5. [`time_to_next_tick`] tells where within the current tick the caller
+//! 6. [`time_to_next_tick`] tells where within the current tick the caller
 //!    is, from the same origin, so that a timeslice starting mid-tick can
 //!    be sized in real time rather than in whole ticks.
 
@@ -79,11 +85,48 @@ pub fn epoch_tick() -> Option<Duration> {
 /// At most this many ticker threads (one per CPU; see the module docs).
 pub const MAX_TICKERS: usize = 4;
 
-/// The running tickers' clock: tick `e` is due at `ORIGIN_NS + e ×
-/// PERIOD_NS` (monotonic nanoseconds); `PERIOD_NS == 0` while no ticker
-/// runs. Written before the tickers start, read by [`time_to_next_tick`].
+/// The running tickers' clock (see [`TickClock`]); `PERIOD_NS == 0` while
+/// no ticker runs. Written before the tickers start, read by
+/// [`time_to_next_tick`].
+static BASE_EPOCH: AtomicU64 = AtomicU64::new(0);
 static ORIGIN_NS: AtomicU64 = AtomicU64::new(0);
 static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The longest a ticker sleeps at once (module docs, step 4).
+const MAX_SLEEP_NS: u64 = 10_000_000;
+
+/// When ticks are due (module docs, step 2): the epoch was `base` at
+/// `origin` (monotonic nanoseconds), and advances once per `period`.
+#[derive(Clone, Copy, Debug)]
+struct TickClock {
+    base: u64,
+    origin: u64,
+    period: u64,
+}
+
+impl TickClock {
+    /// The clock the running tickers use, if any.
+    fn current() -> Option<TickClock> {
+        let period = PERIOD_NS.load(Ordering::Acquire);
+        (period != 0).then(|| TickClock {
+            base: BASE_EPOCH.load(Ordering::Relaxed),
+            origin: ORIGIN_NS.load(Ordering::Relaxed),
+            period,
+        })
+    }
+
+    /// When tick `epoch` is due (monotonic nanoseconds).
+    fn due(&self, epoch: u64) -> u64 {
+        self.origin
+            .saturating_add(epoch.saturating_sub(self.base).saturating_mul(self.period))
+    }
+
+    /// The epoch at monotonic time `now`.
+    fn epoch_at(&self, now: u64) -> u64 {
+        self.base
+            .saturating_add(now.saturating_sub(self.origin) / self.period)
+    }
+}
 
 /// How long until the next tick is due, and the tick period; `None` while
 /// no executor runs (no ticker). A tick that is overdue (its ticker is
@@ -92,16 +135,12 @@ static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 /// One `clock_gettime` (vDSO): cheap, but not free; meant for the start of
 /// a timeslice, not for every switch.
 pub fn time_to_next_tick() -> Option<(Duration, Duration)> {
-    let period = PERIOD_NS.load(Ordering::Acquire);
-    if period == 0 {
-        return None;
-    }
-    let origin = ORIGIN_NS.load(Ordering::Relaxed);
-    let due = origin.saturating_add(epoch_now().saturating_add(1).saturating_mul(period));
+    let clock = TickClock::current()?;
+    let due = clock.due(epoch_now().saturating_add(1));
     let now = sys::monotonic_now().as_nanos() as u64;
     Some((
         Duration::from_nanos(due.saturating_sub(now)),
-        Duration::from_nanos(period),
+        Duration::from_nanos(clock.period),
     ))
 }
 
@@ -140,14 +179,14 @@ impl EpochLease {
             state.users += 1;
             return Ok(EpochLease { _private: () });
         }
-        let period_ns = (period.as_nanos() as u64).max(1);
-        let base = EPOCH.0.load(Ordering::Relaxed);
-        let now = sys::monotonic_now().as_nanos() as u64;
-        ORIGIN_NS.store(
-            now.saturating_sub(base.saturating_mul(period_ns)),
-            Ordering::Relaxed,
-        );
-        PERIOD_NS.store(period_ns, Ordering::Release);
+        let clock = TickClock {
+            base: EPOCH.0.load(Ordering::Relaxed),
+            origin: sys::monotonic_now().as_nanos() as u64,
+            period: u64::try_from(period.as_nanos()).unwrap_or(u64::MAX).max(1),
+        };
+        BASE_EPOCH.store(clock.base, Ordering::Relaxed);
+        ORIGIN_NS.store(clock.origin, Ordering::Relaxed);
+        PERIOD_NS.store(clock.period, Ordering::Release);
         let stop = Arc::new(AtomicBool::new(false));
         let tickers = sys::allowed_cpus().clamp(1, MAX_TICKERS);
         let mut threads = Vec::with_capacity(tickers);
@@ -155,7 +194,7 @@ impl EpochLease {
             let thread_stop = stop.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("shoal-epoch-{index}"))
-                .spawn(move || tick_loop(index, tickers, period_ns, realtime, &thread_stop));
+                .spawn(move || tick_loop(index, tickers, clock, realtime, &thread_stop));
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(e) => {
@@ -206,7 +245,7 @@ fn next_own_tick(tick: u64, mine: u64, every: u64) -> u64 {
 }
 
 /// Ticker `index` of `tickers` (see the module docs, step 3).
-fn tick_loop(index: usize, tickers: usize, period_ns: u64, realtime: bool, stop: &AtomicBool) {
+fn tick_loop(index: usize, tickers: usize, clock: TickClock, realtime: bool, stop: &AtomicBool) {
     if tickers > 1 {
         // Best effort: unpinned, tickers may share a CPU and stall together,
         // which is only what a single ticker does anyway.
@@ -215,22 +254,46 @@ fn tick_loop(index: usize, tickers: usize, period_ns: u64, realtime: bool, stop:
     if realtime {
         sys::raise_thread_priority();
     }
-    let origin = ORIGIN_NS.load(Ordering::Relaxed);
     let (every, mine) = (tickers as u64, index as u64);
     let mut tick = EPOCH.0.load(Ordering::Relaxed);
     while !stop.load(Ordering::Relaxed) {
         let next = next_own_tick(tick, mine, every);
-        let due = origin.saturating_add(next.saturating_mul(period_ns));
+        let due = clock.due(next);
+        let now = sys::monotonic_now().as_nanos() as u64;
+        if due.saturating_sub(now) > MAX_SLEEP_NS {
+            // Not due yet: look at `stop` again first (step 4).
+            sys::sleep_until_monotonic(Duration::from_nanos(now + MAX_SLEEP_NS));
+            continue;
+        }
         sys::sleep_until_monotonic(Duration::from_nanos(due));
         let now = sys::monotonic_now().as_nanos() as u64;
-        tick = (now.saturating_sub(origin) / period_ns).max(next);
+        tick = clock.epoch_at(now).max(next);
         EPOCH.0.fetch_max(tick, Ordering::Release);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::next_own_tick;
+    use super::{next_own_tick, TickClock};
+
+    #[test]
+    fn ticks_count_from_the_epoch_at_start() {
+        // A restart at epoch 100,000 (counted before at a 10 µs tick) with
+        // a 60 s tick, 5 s after boot: the next tick is one period away,
+        // not at a zero placed 100,000 long periods before boot.
+        let period = 60_000_000_000;
+        let clock = TickClock {
+            base: 100_000,
+            origin: 5_000_000_000,
+            period,
+        };
+        assert_eq!(clock.due(100_001), 5_000_000_000 + period);
+        assert_eq!(clock.epoch_at(5_000_000_000), 100_000);
+        assert_eq!(clock.epoch_at(5_000_000_000 + 5 * period / 2), 100_002);
+        // Before the origin, or for a tick already past: no underflow.
+        assert_eq!(clock.epoch_at(0), 100_000);
+        assert_eq!(clock.due(7), 5_000_000_000);
+    }
 
     #[test]
     fn tickers_share_the_ticks_in_turn() {
