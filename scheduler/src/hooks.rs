@@ -79,8 +79,16 @@ pub fn green_local() -> *mut () {
 
 /// Sets the running green thread's green-local value (see [`green_local`]).
 /// The scheduler never dereferences it.
+///
+/// # Safety
+///
+/// The slot belongs to whoever built the executor: its switch hook or its
+/// signal handler may dereference what the slot holds, trusting that only
+/// it stores there. Only that owner may set the slot, with a value its
+/// readers accept (for the `shoal` runtime's green threads, the runtime
+/// alone).
 #[inline]
-pub fn set_green_local(value: *mut ()) {
+pub unsafe fn set_green_local(value: *mut ()) {
     CTX.with(|c| c.green_local.set(value));
 }
 

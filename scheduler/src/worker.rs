@@ -77,9 +77,8 @@
 //!   is queued);
 //! - the next task (whose record the previous step loaded): the
 //!   `STACK_PREFETCH_LINES` lines of its stack from where it suspended
-//!   (`Task::suspend` notes the address), its green-local value (the
-//!   switch hook reads it) and the addresses its code gave with
-//!   [`set_resume_hints`](crate::set_resume_hints).
+//!   (`Task::suspend` notes the address) and the addresses its code gave
+//!   with [`set_resume_hints`](crate::set_resume_hints).
 //!
 //! These are hints only (`prefetcht0`): nothing is read through them.
 //! The misses then overlap with the current task's run, which took the
@@ -486,8 +485,7 @@ impl WorkerCore {
                     prefetch(from.wrapping_add(line * LINE));
                 }
             }
-            let green_local = local.green_local.get() as usize;
-            for hint in local.resume_hints.get().into_iter().chain([green_local]) {
+            for hint in local.resume_hints.get() {
                 if hint != 0 {
                     prefetch(hint);
                 }

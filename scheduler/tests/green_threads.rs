@@ -390,7 +390,9 @@ fn green_local_follows_its_green_thread() {
         .map(|i| {
             exec.spawn(move || {
                 assert!(green_local().is_null());
-                set_green_local(i as *mut ());
+                // SAFETY: this executor has no switch hook or handler that
+                // reads the slot; the test owns it.
+                unsafe { set_green_local(i as *mut ()) };
                 for _ in 0..50 {
                     yield_now();
                     assert_eq!(green_local() as usize, i);

@@ -42,15 +42,17 @@ thread_local! {
     };
 }
 
-/// Starts a run of a green thread that has used `saved` ticks so far.
+/// Starts a run of a green thread that has used `saved` ticks so far;
+/// returns the epoch it read (the start of the run).
 #[inline]
-pub(crate) fn resume(saved: u64) {
+pub(crate) fn resume(saved: u64) -> u64 {
     let now = shoal_scheduler::epoch_now();
     CLOCK.with(|c| {
         c.base.set(saved);
         c.run_start.set(now);
         c.active.set(true);
     });
+    now
 }
 
 /// Ends the run; returns the green thread's CPU ticks so far.

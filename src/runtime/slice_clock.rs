@@ -97,8 +97,8 @@ impl SliceClock {
         Some(self.next_deadline(now, left.saturating_add(GRACE)))
     }
 
-    /// Step 3 of the module docs, at CPU time `now`.
-    fn refresh(&self, now: u64) {
+    /// Step 3 of the module docs, at CPU time `now` and epoch `epoch`.
+    fn refresh(&self, now: u64, epoch: u64) {
         let deadline = self.deadline.get();
         if deadline.is_null() || shoal_scheduler::is_cancelled() {
             return;
@@ -106,7 +106,7 @@ impl SliceClock {
         let Some(ticks) = self.rest_of_slice(now).filter(|&t| t > 0) else {
             return;
         };
-        let at = shoal_scheduler::epoch_now().saturating_add(ticks);
+        let at = epoch.saturating_add(ticks);
         // SAFETY: `deadline` is the store's epoch deadline, set by a live
         // `ResumeRefresh` whose contract keeps the store alive; the green
         // thread that owns the store is suspended (this runs in the switch
@@ -120,17 +120,18 @@ impl SliceClock {
 }
 
 /// Called by the switch hook on every resume of a runtime green thread,
-/// with its CPU clock (module docs, step 3).
+/// with its CPU clock and the current epoch (module docs, step 3).
 #[inline]
-pub(crate) fn on_resume(cpu_now: u64) {
+pub(crate) fn on_resume(cpu_now: u64, epoch: u64) {
     let clock = shoal_scheduler::green_local().cast::<SliceClock>();
     if clock.is_null() {
         return;
     }
     // SAFETY: a non-null green-local value on a runtime green thread is
-    // only ever installed by `ResumeRefresh`, whose contract keeps the
+    // only ever installed by `ResumeRefresh` (`set_green_local` is unsafe,
+    // and the slot is the runtime's), whose contract keeps the
     // clock alive while it is installed; it is only used on this thread.
-    unsafe { (*clock).refresh(cpu_now) }
+    unsafe { (*clock).refresh(cpu_now, epoch) }
 }
 
 /// Installs a [`SliceClock`] for the running green thread's resumes
@@ -152,13 +153,18 @@ impl ResumeRefresh {
         // SAFETY: valid per the contract; only this thread uses it.
         unsafe { clock.as_ref() }.deadline.set(deadline);
         let previous = shoal_scheduler::green_local();
-        shoal_scheduler::set_green_local(clock.as_ptr().cast());
+        // SAFETY: the runtime owns the green-local slot of its green
+        // threads (nothing else may set it), and its switch hook reads it
+        // as a `SliceClock`: this is one, valid per the contract.
+        unsafe { shoal_scheduler::set_green_local(clock.as_ptr().cast()) };
         ResumeRefresh { previous }
     }
 }
 
 impl Drop for ResumeRefresh {
     fn drop(&mut self) {
-        shoal_scheduler::set_green_local(self.previous);
+        // SAFETY: puts back what `install` found: null, or the clock of a
+        // run this one is nested in, which is still installed-valid.
+        unsafe { shoal_scheduler::set_green_local(self.previous) };
     }
 }

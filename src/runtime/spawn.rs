@@ -172,8 +172,11 @@ where
     let _refresh = unsafe { ResumeRefresh::install(clock, store.epoch_deadline_ptr()) };
     match template.pre.instantiate(&mut store) {
         Ok(instance) => {
+            // What a resume touches first: the store's hot fields, and the
+            // timeslice the switch hook refreshes.
             let [limits, closures, first_closure] = store.resume_hints();
-            shoal_scheduler::set_resume_hints([limits, closures, first_closure, 0]);
+            let slice = clock.as_ptr() as usize;
+            shoal_scheduler::set_resume_hints([limits, closures, first_closure, slice]);
             // The guest's first slice starts with its call.
             store.set_epoch_deadline(first_deadline);
             let result = call

@@ -78,8 +78,8 @@ fn on_resume(slot: &mut SwitchSlot) {
     // own state (`os_thread`, put back by the last `on_suspend`), which is
     // what `on_suspend` installs again.
     let _worker_state = unsafe { swap_thread_state(state.trap) };
-    cpu_clock::resume(state.cpu_ticks);
-    slice_clock::on_resume(state.cpu_ticks);
+    let epoch = cpu_clock::resume(state.cpu_ticks);
+    slice_clock::on_resume(state.cpu_ticks, epoch);
 }
 
 fn on_suspend(slot: &mut SwitchSlot) {
