@@ -458,42 +458,16 @@ impl WorkerCore {
         }
         self.last_busy_epoch.set(epoch_now());
         for _ in 0..BATCH {
-            let next = self.run_queue.borrow_mut().pop_front();
+            let next = {
+                let mut queue = self.run_queue.borrow_mut();
+                let next = queue.pop_front();
+                prefetch_next(&queue);
+                next
+            };
             match next {
-                Some(task) => {
-                    self.prefetch_next();
-                    self.run_task(task)
-                }
+                Some(task) => self.run_task(task),
                 None => return,
             }
-        }
-    }
-
-    /// Starts loading what the next two green threads in the run queue
-    /// will touch, while the current one runs (see "Prefetching" in the
-    /// module docs).
-    fn prefetch_next(&self) {
-        let queue = self.run_queue.borrow();
-        if let Some(next) = queue.front() {
-            let local = next.local();
-            let sp = local.suspended_at.get();
-            if sp != 0 {
-                // From one line below the suspension point (the switch's
-                // own frame) up through the frames it returns through.
-                let from = sp.wrapping_sub(LINE);
-                for line in 0..STACK_PREFETCH_LINES {
-                    prefetch(from.wrapping_add(line * LINE));
-                }
-            }
-            for hint in local.resume_hints.get() {
-                if hint != 0 {
-                    prefetch(hint);
-                }
-            }
-        }
-        if let Some(after) = queue.get(1) {
-            // So that the step above finds it cached at the next switch.
-            prefetch_task(after);
         }
     }
 
@@ -711,18 +685,16 @@ impl WorkerCore {
         if let Phase::Draining { deadline: Some(at) } = self.phase.get() {
             wake_at = Some(wake_at.map_or(at, |t| t.min(at)));
         }
-        let timeout = wake_at.map(|at| at.saturating_duration_since(now));
-        if timeout.is_none_or(|t| t > IDLE_SPIN) && self.spin_for_notification(now) {
+        let spin = wake_at.is_none_or(|at| at.saturating_duration_since(now) > IDLE_SPIN);
+        if (spin && self.spin_for_notification(now))
+            || self.remote.wake_state.swap(SLEEPING, Ordering::AcqRel) == NOTIFIED
+        {
             self.remote.wake_state.store(RUNNING, Ordering::Release);
             self.drain_inbox();
             return;
         }
-        if self.remote.wake_state.swap(SLEEPING, Ordering::AcqRel) == NOTIFIED {
-            self.remote.wake_state.store(RUNNING, Ordering::Release);
-            self.drain_inbox();
-            return;
-        }
-        self.poll_io(timeout);
+        // From now, not from before the spin: timers stay on time.
+        self.poll_io(wake_at.map(|at| at.saturating_duration_since(Instant::now())));
         if self.remote.wake_state.swap(RUNNING, Ordering::AcqRel) == NOTIFIED {
             self.drain_inbox();
         }
@@ -772,6 +744,33 @@ impl WorkerCore {
         self.timers.borrow_mut().clear();
         self.io.borrow_mut().clear();
         self.shared.worker_exited();
+    }
+}
+
+/// Starts loading what the next two green threads in `queue` will touch,
+/// while the one just taken from it runs (see "Prefetching" in the module
+/// docs).
+fn prefetch_next(queue: &VecDeque<Arc<Task>>) {
+    if let Some(next) = queue.front() {
+        let local = next.local();
+        let sp = local.suspended_at.get();
+        if sp != 0 {
+            // From one line below the suspension point (the switch's own
+            // frame) up through the frames it returns through.
+            let from = sp.wrapping_sub(LINE);
+            for line in 0..STACK_PREFETCH_LINES {
+                prefetch(from.wrapping_add(line * LINE));
+            }
+        }
+        for hint in local.resume_hints.get() {
+            if hint != 0 {
+                prefetch(hint);
+            }
+        }
+    }
+    if let Some(after) = queue.get(1) {
+        // So that the step above finds it cached at the next switch.
+        prefetch_task(after);
     }
 }
 
