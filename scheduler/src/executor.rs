@@ -126,29 +126,7 @@ impl Shared {
 
     /// The least-loaded worker (ties: the caller's own, else rotating).
     fn pick_worker(&self) -> usize {
-        let n = self.workers.len();
-        if n <= 1 {
-            return 0;
-        }
-        let start = match current_worker() {
-            Some(w) if std::ptr::eq(&**w.shared(), self) => w.remote().index(),
-            _ => SPAWN_CURSOR.with(|c| {
-                let v = c.get().wrapping_add(1);
-                c.set(v);
-                v % n
-            }),
-        };
-        let mut best = start;
-        let mut best_load = self.workers[start].load();
-        for k in 1..n {
-            let i = (start + k) % n;
-            let load = self.workers[i].load();
-            if load < best_load {
-                best = i;
-                best_load = load;
-            }
-        }
-        best
+        self.pick_worker_near(0)
     }
 
     pub(crate) fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SpawnError>
@@ -163,18 +141,36 @@ impl Shared {
     /// `slack` more green threads than the least-loaded; else the
     /// least-loaded.
     fn pick_worker_near(&self, slack: usize) -> usize {
-        let least = self.pick_worker();
-        match current_worker() {
-            Some(w) if std::ptr::eq(&**w.shared(), self) => {
-                let me = w.remote().index();
-                let mine = self.workers[me].load();
-                if mine <= self.workers[least].load().saturating_add(slack) {
-                    me
-                } else {
-                    least
-                }
+        let n = self.workers.len();
+        if n <= 1 {
+            return 0;
+        }
+        // One scan, from the caller's own worker (or a rotating start).
+        let (start, mine) = match current_worker() {
+            Some(w) if std::ptr::eq(&**w.shared(), self) => (w.remote().index(), true),
+            _ => (
+                SPAWN_CURSOR.with(|c| {
+                    let v = c.get().wrapping_add(1);
+                    c.set(v);
+                    v % n
+                }),
+                false,
+            ),
+        };
+        let start_load = self.workers[start].load();
+        let (mut best, mut best_load) = (start, start_load);
+        for k in 1..n {
+            let i = (start + k) % n;
+            let load = self.workers[i].load();
+            if load < best_load {
+                best = i;
+                best_load = load;
             }
-            _ => least,
+        }
+        if mine && start_load <= best_load.saturating_add(slack) {
+            start
+        } else {
+            best
         }
     }
 
