@@ -15,6 +15,7 @@
 //! 2-vCPU development VM, `c` was 0.12-0.17, so 1,000 instances for 5 s on
 //! 2 workers (40 ticks each at 250 µs) cannot spread less than about 0.02.
 
+use super::report::mean_and_cv;
 use shoal_scheduler::epoch_now;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -43,17 +44,11 @@ pub fn measure(threads: usize, length: Duration) -> Option<f64> {
             .flat_map(|s| s.join().unwrap_or_default())
             .collect()
     });
-    let n = windows.len() as f64;
     if windows.len() < 2 {
         return None;
     }
-    let mean = windows.iter().map(|&w| w as f64).sum::<f64>() / n;
-    let var = windows
-        .iter()
-        .map(|&w| (w as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean > 0.0).then(|| var.sqrt() / mean)
+    let (mean, cv) = mean_and_cv(windows.iter().map(|&w| w as f64));
+    (mean > 0.0).then_some(cv)
 }
 
 /// Loop turns in each window between two consecutive ticks, for about

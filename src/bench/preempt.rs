@@ -30,7 +30,7 @@ use super::machine_noise;
 use super::options::{StressOptions, STACK_SIZE};
 use super::plot::fairness_chart;
 use super::progress::Progress;
-use super::report::{ms, round, Column, Record, Report};
+use super::report::{mean_and_cv, ms, round, Column, Record, Report};
 use crate::runtime::SliceStats;
 use shoal_instance::Linker;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -97,12 +97,9 @@ impl PreemptRun {
 /// One instance's end: its counter, its timeslices, its worker.
 type Spun = (Option<i64>, SliceStats, usize, Option<String>);
 
-/// Coefficient of variation (and mean) of `v`.
+/// Mean and coefficient of variation of counters.
 fn cv(v: &[i64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<i64>() as f64 / n;
-    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-    (mean, if mean > 0.0 { var.sqrt() / mean } else { 0.0 })
+    mean_and_cv(v.iter().map(|&x| x as f64))
 }
 
 /// Runs `preempt` (see the module docs).

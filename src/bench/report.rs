@@ -334,6 +334,23 @@ pub fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// Mean and coefficient of variation (standard deviation ÷ mean, 0 when
+/// the mean is not positive) of `values`; `(0, 0)` for none.
+pub fn mean_and_cv<I>(values: I) -> (f64, f64)
+where
+    I: IntoIterator<Item = f64>,
+    I::IntoIter: Clone,
+{
+    let values = values.into_iter();
+    let (sum, count) = values
+        .clone()
+        .fold((0.0, 0usize), |(s, c), x| (s + x, c + 1));
+    let n = count.max(1) as f64;
+    let mean = sum / n;
+    let var = values.map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    (mean, if mean > 0.0 { var.sqrt() / mean } else { 0.0 })
+}
+
 /// `v` rounded to `decimals` decimals.
 pub fn round(v: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
