@@ -7,8 +7,9 @@
 //! original may already be registered there by the scheduler's own
 //! `TcpStream`, and epoll refuses a second registration of one fd number
 //! but accepts another number for the same socket. Waiting on several
-//! (`wait_any`, for `poll_oneoff`) registers one duplicate per distinct fd
-//! in the same way, with `shoal_scheduler::io::wait_any`.
+//! ([`WaitSet`], for `poll_oneoff`) registers one duplicate per distinct fd
+//! in the same way, with `shoal_scheduler::io::wait_any`; the duplicates
+//! are made once per call, however often the call waits.
 
 use super::errno::{CallError, CallResult};
 use std::io;
@@ -144,41 +145,58 @@ pub fn wait_fd(fd: RawFd, interest: Interest) -> CallResult {
     }
 }
 
-/// Waits until one of `fds` (as `poll(2)` entries: `fd` and `events`) is
-/// ready, or `timeout` passes (`None`: no timeout): parks the green thread
-/// on the worker's Poll (`shoal_scheduler::io::wait_any`), or blocks the
-/// OS thread in `poll(2)` off one. Which fd woke it is not reported:
-/// callers check readiness again with a zero-timeout [`poll_fds`].
-///
-/// On a green thread each distinct host fd is duplicated once (see the
-/// module docs) and registered for the union of the events asked for it.
-pub fn wait_any(fds: &[libc::pollfd], timeout: Option<Duration>) -> CallResult {
-    if !shoal_scheduler::is_green_thread() {
-        let mut fds = fds.to_vec();
-        poll_fds(&mut fds, timeout)?;
-        return Ok(());
-    }
-    // One duplicate per distinct host fd, kept open until the wait ends.
-    let mut copies: Vec<(RawFd, OwnedFd, mio::Interest)> = Vec::new();
-    for p in fds {
-        let interest = if p.events & libc::POLLOUT != 0 {
-            mio::Interest::WRITABLE
-        } else {
-            mio::Interest::READABLE
-        };
-        match copies.iter_mut().find(|(fd, _, _)| *fd == p.fd) {
-            Some((_, _, existing)) => *existing = existing.add(interest),
-            None => copies.push((p.fd, dup(p.fd)?, interest)),
+/// The host fds one `poll_oneoff` on a green thread waits on: each
+/// distinct fd duplicated once (see the module docs), for the union of the
+/// interests asked for it, kept open until the set is dropped.
+pub struct WaitSet {
+    /// `(duplicate, interest)`, what the worker's Poll registers.
+    waits: Vec<(RawFd, mio::Interest)>,
+    _copies: Vec<OwnedFd>,
+}
+
+impl WaitSet {
+    /// Duplicates each distinct fd of `fds` once.
+    pub fn new(fds: impl IntoIterator<Item = (RawFd, Interest)>) -> CallResult<WaitSet> {
+        let mut wanted: Vec<(RawFd, mio::Interest)> = fds
+            .into_iter()
+            .map(|(fd, interest)| {
+                let interest = match interest {
+                    Interest::Read => mio::Interest::READABLE,
+                    Interest::Write => mio::Interest::WRITABLE,
+                };
+                (fd, interest)
+            })
+            .collect();
+        wanted.sort_unstable_by_key(|&(fd, _)| fd);
+        let mut distinct: Vec<(RawFd, mio::Interest)> = Vec::with_capacity(wanted.len());
+        for (fd, interest) in wanted {
+            match distinct.last_mut() {
+                Some((last, union)) if *last == fd => *union = union.add(interest),
+                _ => distinct.push((fd, interest)),
+            }
         }
+        let mut copies = Vec::with_capacity(distinct.len());
+        let mut waits = Vec::with_capacity(distinct.len());
+        for (fd, interest) in distinct {
+            let copy = dup(fd)?;
+            waits.push((copy.as_raw_fd(), interest));
+            copies.push(copy);
+        }
+        Ok(WaitSet {
+            waits,
+            _copies: copies,
+        })
     }
-    let waits: Vec<(RawFd, mio::Interest)> = copies
-        .iter()
-        .map(|(_, copy, interest)| (copy.as_raw_fd(), *interest))
-        .collect();
-    // A timeout too far away to represent is no timeout.
-    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
-    shoal_scheduler::io::wait_any(&waits, deadline)?;
-    Ok(())
+
+    /// Parks the green thread until one of the fds is ready, or `timeout`
+    /// passes (`None`: no timeout). Which fd woke it is not reported:
+    /// callers check readiness again with a zero-timeout [`poll_fds`].
+    pub fn wait(&self, timeout: Option<Duration>) -> CallResult {
+        // A timeout too far away to represent is no timeout.
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        shoal_scheduler::io::wait_any(&self.waits, deadline)?;
+        Ok(())
+    }
 }
 
 /// Sleeps for `duration`: parks the green thread, or sleeps the OS thread.

@@ -21,8 +21,9 @@
 //!    - on a green thread with fds and a clock, or several fds, it parks
 //!      until the first fd is ready or the earliest deadline: each distinct
 //!      host fd is duplicated and registered with the worker's Poll for
-//!      this one wait, next to a timer (`host_io::wait_any` over
-//!      `shoal_scheduler::io::wait_any`); the wake-up only says that
+//!      this one wait, next to a timer (`host_io::WaitSet` over
+//!      `shoal_scheduler::io::wait_any`; the duplicates are made at the
+//!      first wait and kept for the call); the wake-up only says that
 //!      something changed, and the loop collects the events again.
 //!
 //!    Only the green thread waits: the worker runs other instances.
@@ -178,6 +179,7 @@ pub fn poll_oneoff(
     }
 
     let green = shoal_scheduler::is_green_thread();
+    let mut wait_set: Option<host_io::WaitSet> = None;
     loop {
         // Collect whatever is ready now.
         if !pollfds.is_empty() {
@@ -225,11 +227,14 @@ pub fn poll_oneoff(
             }
         } else if pollfds.is_empty() {
             host_io::sleep(remaining.unwrap_or(MAX_SLEEP))?;
-        } else if let ([only], None) = (&pollfds[..], remaining) {
-            let interest = waits.first().map_or(Interest::Read, |w| w.interest);
-            host_io::wait_fd(only.fd, interest)?;
         } else {
-            host_io::wait_any(&pollfds, remaining)?;
+            if wait_set.is_none() {
+                let fds = waits.iter().zip(&pollfds).map(|(w, p)| (p.fd, w.interest));
+                wait_set = Some(host_io::WaitSet::new(fds)?);
+            }
+            if let Some(set) = &wait_set {
+                set.wait(remaining)?;
+            }
         }
     }
 
