@@ -84,7 +84,7 @@ for round in $(seq 1 "$rounds"); do
   "$shoal" -r "$reps" >> "$out/shoal.jsonl"
   wait_quiet
   echo "  wasmtime: $peer compute -r $reps --epoch true,false --tick-us 5000000" >&2
-  "$peer" --workloads-dir "$peer_src/../../workloads" compute -r "$reps" --epoch true,false \
+  "$peer" --workloads-dir "$workloads" compute -r "$reps" --epoch true,false \
     --tick-us 5000000 >> "$out/wasmtime.jsonl"
 done
 
