@@ -698,8 +698,8 @@ mod tests {
         let engine_on = engine(MemoryStrategy::Guarded, true, false);
         let (info, offsets) = info_of(&engine_on, wat);
         let clif = function_clif(&engine_on, &info, &offsets, 0).unwrap();
-        // One stub call at entry, one for the loop's `br_if` back edge
-        // (its checked entry), both cold.
+        // One stub call at entry (in a cold block), one on the loop's
+        // `br_if` back edge.
         assert_eq!(clif.matches("call fn").count(), 2, "{clif}");
         assert!(clif.contains("preserve_all"), "{clif}");
         assert!(clif.contains("cold"), "{clif}");

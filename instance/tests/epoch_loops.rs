@@ -1,6 +1,6 @@
 //! Every way wasm can branch back to a loop header passes an epoch check:
 //! `br` and `br_if` (the check's branch is the back edge itself) and
-//! `br_table` (through the loop's checked entry), with and without loop
+//! `br_table` (through an edge block per target), with and without loop
 //! params (one and two), from a block nested inside the loop, and from an
 //! inner loop to an outer one. Each function below loops 1,000 times;
 //! with a deadline that is always reached, the deadline callback ends it

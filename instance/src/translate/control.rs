@@ -10,9 +10,7 @@
 //!   its `end`) with the frame's results; a branch to a `Loop` jumps to its
 //!   *header* with the loop's params. With epoch checks on, every branch back
 //!   to a loop header checks the epoch on its way (see `Operator::Loop` in
-//!   `operators.rs`): a `br` or `br_if` inline, a `br_table` through the
-//!   loop's `checked_entry` block, made when first needed and filled at the
-//!   loop's `end`.
+//!   `operators.rs`; a `br_table` through one edge block per target).
 //! - An `if` pushes its params twice, so that the `else` arm finds them on the
 //!   stack again without saving them on the side:
 //!   `original_stack_size` counts them once.
@@ -71,9 +69,6 @@ pub(crate) enum ControlFrame {
     Loop {
         destination: Block,
         header: Block,
-        /// The block that checks the epoch and then jumps to `header`, for
-        /// `br_table`s back to the loop; made by the first of them.
-        checked_entry: Option<Block>,
         num_param_values: usize,
         num_return_values: usize,
         original_stack_size: usize,
@@ -318,7 +313,6 @@ impl TranslationState {
         self.control.push(ControlFrame::Loop {
             destination,
             header,
-            checked_entry: None,
             num_param_values,
             num_return_values,
             original_stack_size,

@@ -109,9 +109,10 @@ pub(crate) struct FuncEnvironment<'a> {
     libcall_sigs: HashMap<Libcall, SigRef>,
 }
 
-/// Where an epoch check is (see [`FuncEnvironment::epoch_check`]).
+/// Where an epoch check is: [`FuncEnvironment::epoch_check`] or
+/// [`FuncEnvironment::epoch_check_then_jump`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CheckSite {
+enum CheckSite {
     /// Loads the epoch from the counter's address, a constant: one load,
     /// where the pointer held in a register would cost one more at entry.
     FunctionEntry,
@@ -260,9 +261,8 @@ impl<'a> FuncEnvironment<'a> {
     // ---------------------------------------------------------------------
     // Epoch
 
-    /// The epoch check of a function entry or of a loop's checked entry
-    /// (its `br_table` back edges): if the engine's epoch reached the
-    /// deadline, call `EpochDeadlineReached` (cold), then continue.
+    /// The epoch check of a function entry: if the engine's epoch reached
+    /// the deadline, call `EpochDeadlineReached` (cold), then continue.
     ///
     /// The check is one load (the epoch, which other threads advance), one
     /// compare with the deadline, one branch. The deadline lives in a
@@ -270,12 +270,8 @@ impl<'a> FuncEnvironment<'a> {
     /// place it can change (the runtime sets it when the instance yields, in
     /// the cold call here, or when a host function called from wasm sets
     /// it; nothing may write it concurrently, it is not atomic).
-    pub(crate) fn epoch_check(
-        &mut self,
-        builder: &mut FunctionBuilder,
-        at: CheckSite,
-    ) -> TResult<()> {
-        let past = self.epoch_reached(builder, at)?;
+    pub(crate) fn epoch_check(&mut self, builder: &mut FunctionBuilder) -> TResult<()> {
+        let past = self.epoch_reached(builder, CheckSite::FunctionEntry)?;
         let cold = builder.create_block();
         let cont = builder.create_block();
         builder.ins().brif(past, cold, &[], cont, &[]);

@@ -1,7 +1,7 @@
 //! Translates one function body: entry block, locals, the operator loop.
 
 use super::control::TranslationState;
-use super::env::{CheckSite, FuncEnvironment};
+use super::env::FuncEnvironment;
 use super::operators::{translate_operator, translate_unreachable_operator};
 use super::{parser_ir_type, wasm_signature, TResult};
 use cranelift_codegen::ir::{self, types, InstBuilder, UserFuncName};
@@ -88,7 +88,7 @@ impl FuncTranslator {
         }
 
         if env.epoch_interruption() {
-            env.epoch_check(&mut builder, CheckSite::FunctionEntry)?;
+            env.epoch_check(&mut builder)?;
         }
 
         // The body is an implicit block whose end jumps to the exit block.

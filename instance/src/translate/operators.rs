@@ -12,7 +12,7 @@
 //! and `fcopysign` only touch the sign bit.
 
 use super::control::{ControlFrame, ElseData, TranslationState};
-use super::env::{CheckSite, FuncEnvironment};
+use super::env::FuncEnvironment;
 use super::TResult;
 use crate::libcall::Libcall;
 use crate::trap::codes;
@@ -115,7 +115,7 @@ pub(crate) fn translate_operator(
             state.popn(params.len())?;
             state.pushn(builder.block_params(header));
             // No epoch check here: every branch back to the header checks
-            // on its way (`Operator::Br`, `Operator::BrIf`, `table_target`),
+            // on its way (`Operator::Br`, `BrIf`, `BrTable`),
             // which is the same guarantee (an iteration cannot repeat
             // unchecked) with the check folded into the back edge, and none
             // on the first entry.
@@ -154,7 +154,9 @@ pub(crate) fn translate_operator(
             let frame = state.control.pop().ok_or("`end` without a block")?;
             let next = frame.following_code();
             jump(builder, next, state.peekn(frame.num_return_values())?);
-            finish_loop(builder, env, &frame)?;
+            if let ControlFrame::Loop { header, .. } = frame {
+                builder.seal_block(header);
+            }
             // (An `if` without `else` leaves its duplicated params on the
             // stack; truncating to the original size below drops them.)
             builder.switch_to_block(next);
@@ -208,19 +210,26 @@ pub(crate) fn translate_operator(
             }
             let index = state.pop1()?;
             let arity = state.frame_mut(default)?.br_arity();
-            if arity == 0 {
+            // A branch back to a loop checks the epoch on its own edge.
+            let mut back_edges = false;
+            if env.epoch_interruption() {
+                for &depth in depths.iter().chain([&default]) {
+                    back_edges |= state.frame_mut(depth)?.is_loop();
+                }
+            }
+            if arity == 0 && !back_edges {
                 let mut table = Vec::with_capacity(depths.len());
                 for &depth in &depths {
-                    let dest = table_target(builder, state, env, depth)?;
+                    let (_, dest, _) = branch_destination(state, env, depth)?;
                     table.push(builder.func.dfg.block_call(dest, &[]));
                 }
-                let dest = table_target(builder, state, env, default)?;
+                let (_, dest, _) = branch_destination(state, env, default)?;
                 let default_call = builder.func.dfg.block_call(dest, &[]);
                 let jt = builder.create_jump_table(JumpTableData::new(default_call, &table));
                 builder.ins().br_table(index, jt);
             } else {
-                // Jump tables carry no arguments: go through one
-                // intermediate block per distinct target.
+                // Jump tables carry no arguments, nor checks: go through
+                // one intermediate block per distinct target.
                 let mut edge_blocks: HashMap<u32, Block> = HashMap::new();
                 let mut order: Vec<(u32, Block)> = Vec::new();
                 let mut edge = |builder: &mut FunctionBuilder, depth: u32| {
@@ -242,8 +251,13 @@ pub(crate) fn translate_operator(
                 for (depth, b) in order {
                     builder.switch_to_block(b);
                     builder.seal_block(b);
-                    let dest = table_target(builder, state, env, depth)?;
-                    jump(builder, dest, state.peekn(arity)?);
+                    let (_, dest, back_edge) = branch_destination(state, env, depth)?;
+                    let args = block_args(state.peekn(arity)?);
+                    if back_edge {
+                        env.epoch_check_then_jump(builder, dest, &args)?;
+                    } else {
+                        builder.ins().jump(dest, &args);
+                    }
                 }
                 state.popn(arity)?;
             }
@@ -638,10 +652,12 @@ pub(crate) fn translate_unreachable_operator(
         Operator::End => {
             let frame = state.control.pop().ok_or("`end` without a block")?;
             frame.truncate_value_stack_to_original_size(&mut state.stack);
-            finish_loop(builder, env, &frame)?;
             let reachable_anyway = match frame {
-                // Nothing branches to a loop's end.
-                ControlFrame::Loop { .. } => false,
+                // Nothing branches to a loop's end; its header is complete.
+                ControlFrame::Loop { header, .. } => {
+                    builder.seal_block(header);
+                    false
+                }
                 // No `else`: the false edge of a reachable head reaches the end.
                 ControlFrame::If {
                     head_is_reachable,
@@ -842,7 +858,7 @@ pub(crate) fn block_args(values: &[Value]) -> Vec<BlockArg> {
     values.iter().map(|&v| BlockArg::Value(v)).collect()
 }
 
-/// Where a `br` or `br_if` to the frame at `depth` goes, with how many
+/// Where a branch to the frame at `depth` goes, with how many
 /// values, and whether it is a back edge that must check the epoch (a
 /// branch to a loop with epoch checks on). Marks the frame as branched to.
 fn branch_destination(
@@ -857,81 +873,6 @@ fn branch_destination(
         frame.br_destination(),
         frame.is_loop() && env.epoch_interruption(),
     ))
-}
-
-/// Where a `br_table` entry for the frame at `depth` goes: a loop's
-/// `checked_entry` when epoch checks are on (made now if this is the
-/// loop's first), else the frame's own destination. Marks the frame as
-/// branched to.
-fn table_target(
-    builder: &mut FunctionBuilder,
-    state: &mut TranslationState,
-    env: &FuncEnvironment,
-    depth: u32,
-) -> TResult<Block> {
-    let epoch = env.epoch_interruption();
-    let frame = state.frame_mut(depth)?;
-    frame.set_branched_to_exit();
-    let arity = frame.br_arity();
-    let ControlFrame::Loop {
-        header,
-        checked_entry,
-        ..
-    } = frame
-    else {
-        return Ok(frame.br_destination());
-    };
-    if !epoch {
-        return Ok(*header);
-    }
-    if let Some(entry) = *checked_entry {
-        return Ok(entry);
-    }
-    // The loop's params only: the header's first block params (the SSA
-    // builder adds more to it for the locals it reads, and will do the
-    // same for this block).
-    let types: Vec<Type> = builder
-        .func
-        .dfg
-        .block_params(*header)
-        .get(..arity)
-        .ok_or("internal error: a loop header without its params")?
-        .iter()
-        .map(|&v| builder.func.dfg.value_type(v))
-        .collect();
-    let entry = block_with_params(builder, &types);
-    *checked_entry = Some(entry);
-    Ok(entry)
-}
-
-/// At a loop's `end`, reachable or not: fills its `checked_entry` (if a
-/// `br_table` made one) with the epoch check and the jump to the
-/// header, then seals the header, whose predecessors are all known now.
-/// The builder must be at a filled block or at none.
-fn finish_loop(
-    builder: &mut FunctionBuilder,
-    env: &mut FuncEnvironment,
-    frame: &ControlFrame,
-) -> TResult<()> {
-    let ControlFrame::Loop {
-        header,
-        checked_entry,
-        ..
-    } = *frame
-    else {
-        return Ok(());
-    };
-    if let Some(entry) = checked_entry {
-        builder.switch_to_block(entry);
-        builder.seal_block(entry);
-        // The loop's params, taken before the check reads variables (which
-        // gives the block more params of its own).
-        let params = builder.block_params(entry).to_vec();
-        env.epoch_check(builder, CheckSite::LoopBackEdge)?;
-        jump(builder, header, &params);
-    }
-    builder.seal_block(header);
-    Ok(())
 }
 
 /// `jump dest(values...)`.
