@@ -236,12 +236,7 @@ impl Memory {
 
     /// The memory's bytes, mutably.
     pub fn data_mut<'a, S: AsContextMut>(&self, store: &'a mut S) -> &'a mut [u8] {
-        match self.get(&store.store_inner_mut().opaque) {
-            // SAFETY: as in `data`; the exclusive borrow of the store for 'a
-            // excludes every other access to the bytes.
-            Ok(m) => unsafe { m.memory.bytes_mut() },
-            Err(_) => &mut [],
-        }
+        self.data_and_store_mut(store).0
     }
 
     /// The memory's bytes and the store's host data, both mutably at once
@@ -254,9 +249,9 @@ impl Memory {
     ) -> (&'a mut [u8], &'a mut S::Data) {
         let inner = store.store_inner_mut();
         let bytes = match self.get(&inner.opaque) {
-            // SAFETY: as in `data_mut`: the exclusive borrow of the store
-            // for 'a excludes every other access to the bytes, which live
-            // in the memory's own mapping, disjoint from `inner.data`.
+            // SAFETY: as in `data`; the exclusive borrow of the store for
+            // 'a excludes every other access to the bytes, which live in
+            // the memory's own mapping, disjoint from `inner.data`.
             Ok(m) => unsafe { m.memory.bytes_mut() },
             Err(_) => &mut [],
         };

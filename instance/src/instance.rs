@@ -632,7 +632,7 @@ fn write_vmctx(
     let offsets = module.offsets();
     let code = module.code();
     let vmctx = instance.vmctx();
-    // SAFETY (for every `write` below): each offset comes from this module's
+    // SAFETY: (for every `write` below) each offset comes from this module's
     // `VMOffsets` for a field of the written type, inside the allocation.
     unsafe {
         instance.write(VMOffsets::RUNTIME_LIMITS, store.limits());
@@ -673,7 +673,7 @@ fn write_vmctx(
             instance.write(offsets.func_ref(i), func_ref);
         }
     }
-    // SAFETY (the three calls): each offset function is the layout's slot
+    // SAFETY: (the three calls) each offset function is the layout's slot
     // for the imported table, memory or global of that index, which holds
     // a pointer to its definition, the type `definition()` returns.
     unsafe {

@@ -53,7 +53,8 @@ impl Libcall {
     /// Whether the call can reach an epoch point (the deadline callback,
     /// between the chunks of a bulk operation, or a host function), and so
     /// change the store's epoch deadline: compiled code reloads its cached
-    /// deadline after these calls only.
+    /// deadline after these calls only. The ones excluded must never call
+    /// `epoch_point`, a host function or the epoch deadline callback.
     pub(crate) fn may_reach_epoch_point(self) -> bool {
         !matches!(
             self,

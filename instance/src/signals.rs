@@ -288,7 +288,7 @@ fn ensure_altstack() -> Result<(), std::io::Error> {
         if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= needed {
             return Ok(());
         }
-        let page = crate::pool::sys::page_size();
+        let page = crate::pool::page_size();
         let size = ALTSTACK_SIZE.max(needed).next_multiple_of(page);
         let len = size + page;
         let mapping = libc::mmap(

@@ -1188,14 +1188,13 @@ mod tests {
                 limit < sp && sp - limit <= 256 * 1024 + 4096,
                 "limit {limit:#x} sp {sp:#x}"
             );
-            // SAFETY: each test function is called with the arguments it expects; a fault
-            // in them is what `catch_traps` is there to catch.
+            // SAFETY: reads limits we own (locals of this test), which
+            // outlive the call.
             catch_traps(outer_ptr, 1, || unsafe {
                 seen.0 = (*outer_ptr).stack_limit
             })
             .unwrap();
-            // SAFETY: each test function is called with the arguments it expects; a fault
-            // in them is what `catch_traps` is there to catch.
+            // SAFETY: as above, for the other store.
             catch_traps(other_ptr, 1, || unsafe {
                 seen.1 = (*other_ptr).stack_limit
             })

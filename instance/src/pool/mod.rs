@@ -75,7 +75,7 @@
 
 mod blocks;
 mod budget;
-pub(crate) mod sys;
+mod sys;
 
 pub use sys::OsCalls;
 

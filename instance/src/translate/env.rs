@@ -15,7 +15,8 @@
 //! tagged with alias regions (heap, table, globals, vmctx) so that
 //! Cranelift's alias analysis can still remove a reload when no store to
 //! the same region (and no call) happened in between. The epoch deadline is
-//! kept in a variable and reloaded after every call (see `epoch_check`).
+//! kept in a variable and reloaded after every call that can change it
+//! (see `epoch_check`).
 //!
 //! # Memory accesses
 //!
@@ -266,8 +267,9 @@ impl<'a> FuncEnvironment<'a> {
     ///
     /// The check is one load (the epoch, which other threads advance), one
     /// compare with the deadline, one branch. The deadline lives in a
-    /// variable: loaded at entry and reloaded after every call, the only
-    /// place it can change (the runtime sets it when the instance yields, in
+    /// variable: loaded at entry and reloaded after every call that can
+    /// reach an epoch point, the only places it can change (the runtime sets
+    /// it when the instance yields, in
     /// the cold call here, or when a host function called from wasm sets
     /// it; nothing may write it concurrently, it is not atomic).
     pub(crate) fn epoch_check(&mut self, builder: &mut FunctionBuilder) -> TResult<()> {
