@@ -486,9 +486,9 @@ impl<T> Store<T> {
     /// borrowed: between two runs of the green thread that owns the store,
     /// on that green thread's OS thread. Compiled code reloads the deadline
     /// after every call out of wasm that can reach an epoch point (calls of
-    /// wasm or host functions, and the libcalls
-    /// `Libcall::may_reach_epoch_point` names), so a value written while wasm is
-    /// suspended in a host call takes effect when the call returns.
+    /// wasm or host functions, and the libcalls that
+    /// `Libcall::may_reach_epoch_point` names), so a value written while
+    /// wasm is suspended in a host call takes effect when the call returns.
     pub fn epoch_deadline_ptr(&self) -> *mut u64 {
         self.inner().opaque.epoch_deadline_ptr()
     }
