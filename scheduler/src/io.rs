@@ -42,6 +42,7 @@ use crate::context::{current_task, current_worker};
 use crate::error::Cancelled;
 use crate::sys;
 use crate::task::Task;
+use crate::thread::TimerGuard;
 use crate::worker::{Message, WorkerCore, WorkerRemote};
 
 /// Readiness direction.
@@ -70,6 +71,14 @@ impl Direction {
 /// The error a cancelled green thread gets from an I/O wait.
 pub fn cancelled_error() -> io::Error {
     io::Error::other(Cancelled)
+}
+
+/// The error a wait of the cancelled green thread `task` returns at once;
+/// it yields first anyway, so that a caller retrying in a loop does not
+/// monopolise the worker.
+fn yield_cancelled(task: &Task) -> io::Error {
+    let _ = task.yield_green();
+    cancelled_error()
 }
 
 /// Whether `err` reports that the waiting green thread was cancelled.
@@ -344,10 +353,7 @@ impl<S: AsRawFd> Registered<S> {
             return sys::poll_fd(self.fd(), dir == Direction::Read);
         };
         if task.is_cancelled() {
-            // Yield anyway: a caller retrying in a loop must not monopolise
-            // the worker.
-            let _ = task.yield_green();
-            return Err(cancelled_error());
+            return Err(yield_cancelled(task));
         }
         let token = self.token_on(worker)?;
         if clear {
@@ -423,8 +429,7 @@ fn wait_once<S: Source + ?Sized>(source: &mut S, dir: Direction) -> io::Result<(
         return wait_once_blocking(source, dir);
     };
     if task.is_cancelled() {
-        let _ = task.yield_green();
-        return Err(cancelled_error());
+        return Err(yield_cancelled(task));
     }
     let registry = worker.remote().registry();
     let token = worker.io().borrow_mut().alloc();
@@ -494,14 +499,12 @@ pub fn wait_any(fds: &[(RawFd, Interest)], deadline: Option<Instant>) -> io::Res
         return wait_any_blocking(fds, deadline);
     };
     if task.is_cancelled() {
-        let _ = task.yield_green();
-        return Err(cancelled_error());
+        return Err(yield_cancelled(task));
     }
     let mut waits = WaitAnyRegistrations {
         worker,
         task,
         slots: Vec::with_capacity(fds.len()),
-        timer: 0,
     };
     for (index, &(fd, interest)) in fds.iter().enumerate() {
         let token = worker.io().borrow_mut().alloc();
@@ -521,15 +524,13 @@ pub fn wait_any(fds: &[(RawFd, Interest)], deadline: Option<Instant>) -> io::Res
             }
         }
     }
-    if let Some(at) = deadline {
-        waits.timer = worker.add_timer(at, task.arc());
-    }
+    let timer = deadline.map(|at| TimerGuard::new(worker, task, at));
     let mut wakes = 0u32;
     let result = loop {
         if let Some(index) = waits.ready() {
             break Ok(WaitAny::Ready(index));
         }
-        if deadline.is_some() && !waits.timer_pending() {
+        if timer.as_ref().is_some_and(|t| !t.is_pending()) {
             break Ok(WaitAny::TimedOut);
         }
         waits.add_waiters();
@@ -538,6 +539,7 @@ pub fn wait_any(fds: &[(RawFd, Interest)], deadline: Option<Instant>) -> io::Res
         }
         wakes += 1;
     };
+    drop(timer);
     drop(waits);
     if result.is_ok() && wakes > 1 {
         // A wake-up that was not ours may have been a token meant for a
@@ -553,8 +555,6 @@ struct WaitAnyRegistrations<'a> {
     task: &'a Task,
     /// `(fd, token, interest)` of each registered descriptor, in list order.
     slots: Vec<(RawFd, usize, Interest)>,
-    /// The armed timer's sequence number, 0 for none.
-    timer: u64,
 }
 
 fn directions(interest: Interest) -> impl Iterator<Item = Direction> {
@@ -583,27 +583,18 @@ impl WaitAnyRegistrations<'_> {
             }
         }
     }
-
-    fn timer_pending(&self) -> bool {
-        self.timer != 0 && self.task.local().timer_seq.get() == self.timer
-    }
 }
 
 impl Drop for WaitAnyRegistrations<'_> {
     fn drop(&mut self) {
-        if self.timer_pending() {
-            self.worker.cancel_timer(self.task);
-        }
         let registry = self.worker.remote().registry();
+        let mut io = self.worker.io().borrow_mut();
         for &(fd, token, interest) in &self.slots {
-            {
-                let mut io = self.worker.io().borrow_mut();
-                for dir in directions(interest) {
-                    io.remove_waiter(token, dir, self.task);
-                }
+            for dir in directions(interest) {
+                io.remove_waiter(token, dir, self.task);
             }
             let _ = registry.deregister(&mut SourceFd(&fd));
-            self.worker.io().borrow_mut().free(token);
+            io.free(token);
         }
     }
 }

@@ -332,19 +332,19 @@ pub(crate) fn try_park_until(mut ready: impl FnMut() -> bool) -> Result<(), Canc
 }
 
 /// The running green thread's timer; cancelled on drop if still pending.
-struct TimerGuard<'a> {
+pub(crate) struct TimerGuard<'a> {
     worker: &'a WorkerCore,
     task: &'a Task,
     seq: u64,
 }
 
 impl<'a> TimerGuard<'a> {
-    fn new(worker: &'a WorkerCore, task: &'a Task, at: Instant) -> Self {
+    pub(crate) fn new(worker: &'a WorkerCore, task: &'a Task, at: Instant) -> Self {
         let seq = worker.add_timer(at, task.arc());
         TimerGuard { worker, task, seq }
     }
 
-    fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         self.task.local().timer_seq.get() == self.seq
     }
 }
