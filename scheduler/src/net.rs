@@ -80,6 +80,17 @@ impl TcpListener {
         Ok((TcpStream::from_mio(stream), addr))
     }
 
+    /// Accepts a connection if one is waiting, else fails at once with
+    /// `WouldBlock`.
+    pub fn try_accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        loop {
+            match self.inner.get_ref().accept() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return result.map(|(s, addr)| (TcpStream::from_mio(s), addr)),
+            }
+        }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.get_ref().local_addr()
@@ -163,6 +174,14 @@ impl TcpStream {
     /// Takes the pending socket error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.get_ref().take_error()
+    }
+}
+
+impl TcpStream {
+    /// Reads into `buf` without taking the data from the socket, parking
+    /// until some is there (or end of stream, or an error).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_with(|s| s.peek(buf))
     }
 }
 

@@ -159,3 +159,36 @@ fn cancelled_io_wait_returns_an_error() {
     handle.cancel();
     assert!(handle.join().expect("returned, not unwound"));
 }
+
+/// `try_accept` fails at once with `WouldBlock` when no connection waits;
+/// `peek` parks until data arrives and leaves it for the next read.
+#[test]
+fn try_accept_and_peek() {
+    let exec = Executor::builder().workers(1).build().expect("build");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let got = exec
+        .spawn(move || {
+            let err = listener.try_accept().expect_err("nothing waits");
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+            let mut client = std::net::TcpStream::connect(addr).expect("connect");
+            let (server, _) = listener.accept().expect("accept");
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                client.write_all(b"peek").expect("write");
+                client
+            });
+            let mut buf = [0u8; 8];
+            let peeked = server.peek(&mut buf).expect("peek");
+            let mut again = [0u8; 8];
+            let read = (&server).read(&mut again).expect("read");
+            drop(writer.join());
+            (buf[..peeked].to_vec(), again[..read].to_vec())
+        })
+        .expect("spawn")
+        .join()
+        .expect("join");
+    assert_eq!(got.0, b"peek");
+    assert_eq!(got.1, b"peek");
+    exec.shutdown(ShutdownMode::Wait).expect("shutdown");
+}

@@ -8,17 +8,13 @@
 //! or from a scheduler one (as [`crate::server`] does for each accepted
 //! connection), every operation is supported.
 //!
-//! The operations the scheduler's wrappers do not offer work on the
-//! socket's own host fd (`AsRawFd`), which is non-blocking:
-//!
-//! - `RIFLAGS_RECV_PEEK`: `recv(MSG_PEEK)`; when nothing is queued the
-//!   green thread parks on a duplicate of the fd (see `host_io::wait_fd`)
-//!   and tries again.
-//! - non-blocking mode (`FDFLAGS_NONBLOCK`, set with `fd_fdstat_set_flags`
-//!   or `sock_accept`'s flags): one `recv`/`send`/`accept4` with
-//!   `EAGAIN` instead of parking. Only the guest's descriptor entry
-//!   records the mode: the host fd is always non-blocking.
-//! - `poll_oneoff` checks and waits for the fd's readiness.
+//! `RIFLAGS_RECV_PEEK` is the wrapper's `peek`, and a non-blocking accept
+//! its `try_accept`. The other operations of non-blocking mode
+//! (`FDFLAGS_NONBLOCK`, set with `fd_fdstat_set_flags` or `sock_accept`'s
+//! flags) work on the socket's own host fd (`AsRawFd`), which is
+//! non-blocking: one `recv`/`send` with `EAGAIN` instead of parking. Only
+//! the guest's descriptor entry records the mode. `poll_oneoff` also
+//! checks and waits for the fd's readiness.
 //!
 //! Reading the fd directly bypasses the wrapper's readiness cache, which is
 //! harmless: the wrapper always tries its operation before it waits.
@@ -28,12 +24,12 @@ use super::errno::{CallError, CallResult, Errno};
 use super::fd::{read_into_iovecs, write_from_iovecs};
 use super::fd_table::{Descriptor, FdEntry};
 use super::guest_memory::GuestMemory;
-use super::host_io::{self, io_result, Interest};
+use super::host_io::{self, io_result};
 use super::WasiCtx;
 use shoal_scheduler::net::{TcpListener, TcpStream};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 /// A connected stream socket of the guest.
 #[derive(Debug)]
@@ -64,15 +60,14 @@ impl StreamSocket {
 
     /// Like `read`, leaving the data queued.
     pub fn peek(&self, buf: &mut [u8], nonblocking: bool) -> CallResult<usize> {
-        let fd = self.raw_fd();
-        loop {
-            match host_io::recv_fd(fd, buf, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
-                    host_io::wait_fd(fd, Interest::Read)?
-                }
-                other => return io_result(other),
-            }
+        if nonblocking {
+            return io_result(host_io::recv_fd(
+                self.raw_fd(),
+                buf,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            ));
         }
+        io_result(self.stream.peek(buf))
     }
 
     /// Writes some of `buf`: parks until the socket takes at least a byte
@@ -102,32 +97,12 @@ impl ListenerSocket {
     /// Accepts a connection: parks until one arrives (or `EAGAIN` at once
     /// in non-blocking mode).
     pub fn accept(&self, nonblocking: bool) -> CallResult<StreamSocket> {
-        if !nonblocking {
-            let (stream, _) = io_result(self.listener.accept())?;
-            return Ok(StreamSocket { stream });
-        }
-        loop {
-            // SAFETY: the fd is a listening socket this handle owns; null
-            // address pointers ask for no peer address.
-            let new = unsafe {
-                libc::accept4(
-                    self.raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_CLOEXEC,
-                )
-            };
-            if new >= 0 {
-                // SAFETY: `new` is a fresh connected socket nothing else owns.
-                let std_stream = unsafe { std::net::TcpStream::from_raw_fd(new) };
-                let stream = io_result(TcpStream::from_std(std_stream))?;
-                return Ok(StreamSocket { stream });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(CallError::from(err));
-            }
-        }
+        let (stream, _) = io_result(if nonblocking {
+            self.listener.try_accept()
+        } else {
+            self.listener.accept()
+        })?;
+        Ok(StreamSocket { stream })
     }
 }
 
