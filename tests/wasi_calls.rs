@@ -499,13 +499,10 @@ fn descriptor_limit() {
 
 /// Writes one subscription at `at`.
 fn subscription(g: &mut Guest, at: u32, userdata: u64, tag: u8, a: u32, timeout: u64, flags: u16) {
-    let mut s = [0u8; 48];
-    s[0..8].copy_from_slice(&userdata.to_le_bytes());
-    s[8] = tag;
-    s[16..20].copy_from_slice(&a.to_le_bytes());
-    s[24..32].copy_from_slice(&timeout.to_le_bytes());
-    s[40..42].copy_from_slice(&flags.to_le_bytes());
-    g.write(at, &s);
+    g.write(
+        at,
+        &wasi_support::subscription(userdata, tag, a, timeout, flags),
+    );
 }
 
 /// `(userdata, error, type)` of each event.

@@ -12,6 +12,7 @@ use shoal::TrapKind;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+use wasi_support::{subscription, tcp_pair};
 
 /// Polls the subscriptions written by the data segments (`$n` of them at
 /// 0), then, if fd 3 is a socket, echoes one read from it; exits with the
@@ -53,21 +54,13 @@ fn poller(subscriptions: &[[u8; 48]], echo: bool) -> String {
     )
 }
 
+/// A relative timeout of `nanos` on the monotonic clock.
 fn clock_sub(userdata: u64, nanos: u64) -> [u8; 48] {
-    let mut s = [0u8; 48];
-    s[0..8].copy_from_slice(&userdata.to_le_bytes());
-    s[8] = 0;
-    s[16..20].copy_from_slice(&1u32.to_le_bytes());
-    s[24..32].copy_from_slice(&nanos.to_le_bytes());
-    s
+    subscription(userdata, 0, 1, nanos, 0)
 }
 
 fn read_sub(userdata: u64, fd: u32) -> [u8; 48] {
-    let mut s = [0u8; 48];
-    s[0..8].copy_from_slice(&userdata.to_le_bytes());
-    s[8] = 1;
-    s[16..20].copy_from_slice(&fd.to_le_bytes());
-    s
+    subscription(userdata, 1, fd, 0, 0)
 }
 
 fn template(runtime: &Runtime, wat: &str) -> InstanceTemplate<WasiCtx> {
@@ -181,8 +174,8 @@ fn cancelling_a_waiting_instance() {
         clock_sub(3, 600_000_000_000),
     ];
     let waiter = template(&runtime, &first_event(&subs));
-    let (a, _a_client) = connection();
-    let (b, _b_client) = connection();
+    let (a, _a_client) = tcp_pair();
+    let (b, _b_client) = tcp_pair();
     let ctx = WasiCtx::builder()
         .socket(Socket::from_std_stream(a).unwrap())
         .socket(Socket::from_std_stream(b).unwrap())
@@ -224,18 +217,12 @@ fn first_event(subscriptions: &[[u8; 48]]) -> String {
 }
 
 /// A connected pair: (the server end, for the guest; the client end).
-fn connection() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    (listener.accept().unwrap().0, client)
-}
-
 /// A context with two connected sockets, fds 3 and 4: one from std, one
 /// from the scheduler (as the server hands connections in); and their
 /// clients.
 fn two_sockets() -> (WasiCtx, [TcpStream; 2]) {
-    let (first, first_client) = connection();
-    let (second, second_client) = connection();
+    let (first, first_client) = tcp_pair();
+    let (second, second_client) = tcp_pair();
     let ctx = WasiCtx::builder()
         .socket(Socket::from_std_stream(first).unwrap())
         .socket(Socket::from(

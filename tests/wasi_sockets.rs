@@ -12,20 +12,9 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 use wasi_support::errno::*;
-use wasi_support::{Guest, BUF, IOVS, OUT, OUT2};
+use wasi_support::{subscription, tcp_pair, Guest, BUF, IOVS, OUT, OUT2};
 
 const SOCK: i64 = 3;
-
-/// A connected pair: (the server end, the client end).
-fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    (server, client)
-}
 
 fn guest_with(socket: Socket) -> Guest {
     let mut ctx = WasiCtx::builder().build().unwrap();
@@ -53,7 +42,7 @@ fn recv_on(g: &mut Guest, fd: u32, len: u32, flags: i64) -> Result<Vec<u8>, i32>
 
 #[test]
 fn stream_read_write_peek_waitall_shutdown() {
-    let (server, mut client) = pair();
+    let (server, mut client) = tcp_pair();
     let mut g = guest_with(Socket::from_std_stream(server).unwrap());
     client.write_all(b"ping").unwrap();
     assert_eq!(g.read_fd(3, 64).unwrap(), b"ping");
@@ -104,7 +93,7 @@ fn stream_read_write_peek_waitall_shutdown() {
 
 #[test]
 fn nonblocking_mode_and_poll() {
-    let (server, mut client) = pair();
+    let (server, mut client) = tcp_pair();
     let mut g = guest_with(Socket::from_std_stream(server).unwrap());
     assert_eq!(g.call("fd_fdstat_set_flags", &[SOCK, 4]), SUCCESS);
     assert_eq!(g.read_fd(3, 16), Err(AGAIN));
@@ -113,16 +102,8 @@ fn nonblocking_mode_and_poll() {
     // poll: a read subscription and a 50 ms clock; no data, so the clock.
     let subs = 4096u32;
     let evs = 16384u32;
-    let sub = |g: &mut Guest, at: u32, userdata: u64, tag: u8, a: u32, timeout: u64| {
-        let mut s = [0u8; 48];
-        s[0..8].copy_from_slice(&userdata.to_le_bytes());
-        s[8] = tag;
-        s[16..20].copy_from_slice(&a.to_le_bytes());
-        s[24..32].copy_from_slice(&timeout.to_le_bytes());
-        g.write(at, &s);
-    };
-    sub(&mut g, subs, 1, 1, 3, 0);
-    sub(&mut g, subs + 48, 2, 0, 1, 50_000_000);
+    g.write(subs, &subscription(1, 1, 3, 0, 0));
+    g.write(subs + 48, &subscription(2, 0, 1, 50_000_000, 0));
     let args = [subs as i64, evs as i64, 2, OUT as i64];
     assert_eq!(g.call("poll_oneoff", &args), SUCCESS);
     assert_eq!(g.read_u32(OUT), 1);
@@ -135,7 +116,7 @@ fn nonblocking_mode_and_poll() {
     assert_eq!(g.read_fd(3, 16).unwrap(), b"data");
     // A write subscription alone fires at once; a read one alone waits
     // (off a green thread: blocking poll) until data comes.
-    sub(&mut g, subs, 5, 2, 3, 0);
+    g.write(subs, &subscription(5, 2, 3, 0, 0));
     assert_eq!(
         g.call("poll_oneoff", &[subs as i64, evs as i64, 1, OUT as i64]),
         SUCCESS
@@ -146,7 +127,7 @@ fn nonblocking_mode_and_poll() {
         client.write_all(b"late").unwrap();
         client
     });
-    sub(&mut g, subs, 6, 1, 3, 0);
+    g.write(subs, &subscription(6, 1, 3, 0, 0));
     assert_eq!(
         g.call("poll_oneoff", &[subs as i64, evs as i64, 1, OUT as i64]),
         SUCCESS
@@ -169,7 +150,7 @@ fn nonblocking_mode_and_poll() {
 /// those that need the host fd (peek, non-blocking mode, poll readiness).
 #[test]
 fn scheduler_stream_supports_every_operation() {
-    let (server, mut client) = pair();
+    let (server, mut client) = tcp_pair();
     let stream = shoal::scheduler::net::TcpStream::from_std(server).unwrap();
     let mut g = guest_with(Socket::from(stream));
     client.write_all(b"hello").unwrap();
@@ -212,11 +193,7 @@ fn scheduler_stream_supports_every_operation() {
     // still non-blocking: poll waits regardless).
     let subs = 4096u32;
     let evs = 16384u32;
-    let mut s = [0u8; 48];
-    s[0..8].copy_from_slice(&9u64.to_le_bytes());
-    s[8] = 1; // FD_READ
-    s[16..20].copy_from_slice(&3u32.to_le_bytes());
-    g.write(subs, &s);
+    g.write(subs, &subscription(9, 1, 3, 0, 0)); // FD_READ on fd 3
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));
         client.write_all(b"ready").unwrap();
@@ -330,7 +307,7 @@ const ECHO: &str = r#"(module
 
 #[test]
 fn echo_guest_on_the_current_thread() {
-    let (server, mut client) = pair();
+    let (server, mut client) = tcp_pair();
     let module = wasi_support::module(ECHO);
     let ctx = WasiCtx::builder()
         .socket(Socket::from_std_stream(server).unwrap())

@@ -417,3 +417,28 @@ pub mod errno {
     pub const SPIPE: i32 = 70;
     pub const NOTCAPABLE: i32 = 76;
 }
+
+/// One `poll_oneoff` subscription, as a guest lays it out: `userdata`, the
+/// tag (0 clock, 1 fd read, 2 fd write), the clock id or the fd, and for a
+/// clock its timeout and flags.
+pub fn subscription(userdata: u64, tag: u8, id_or_fd: u32, timeout: u64, flags: u16) -> [u8; 48] {
+    let mut s = [0u8; 48];
+    s[0..8].copy_from_slice(&userdata.to_le_bytes());
+    s[8] = tag;
+    s[16..20].copy_from_slice(&id_or_fd.to_le_bytes());
+    s[24..32].copy_from_slice(&timeout.to_le_bytes());
+    s[40..42].copy_from_slice(&flags.to_le_bytes());
+    s
+}
+
+/// A connected loopback TCP pair: (the server end, the client end), the
+/// client's reads timing out after 10 s so that a failing test ends.
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    (server, client)
+}
