@@ -176,13 +176,7 @@ impl<'a> Worker<'a> {
     ) -> Self {
         Worker {
             engine,
-            env: FuncEnvironment::new(
-                info,
-                offsets,
-                engine.isa(),
-                engine.config(),
-                engine.epoch_counter(),
-            ),
+            env: FuncEnvironment::new(info, offsets, engine),
             translator: FuncTranslator::new(),
             trampoline_ctx: FunctionBuilderContext::new(),
             ctx: Context::new(),
@@ -553,13 +547,7 @@ pub(crate) fn function_clif(
     offsets: &VMOffsets,
     defined: u32,
 ) -> Result<String> {
-    let mut env = FuncEnvironment::new(
-        info,
-        offsets,
-        engine.isa(),
-        engine.config(),
-        engine.epoch_counter(),
-    );
+    let mut env = FuncEnvironment::new(info, offsets, engine);
     let mut func = cranelift_codegen::ir::Function::new();
     FuncTranslator::new()
         .translate(&mut env, defined, &mut func)

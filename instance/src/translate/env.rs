@@ -32,7 +32,8 @@
 //! constant for memories whose maximum equals their minimum.
 
 use super::{epoch_stub_id, ir_type, trampolines, wasm_signature, TResult};
-use crate::config::{Config, MemoryStrategy, WASM_PAGE_SIZE};
+use crate::config::{MemoryStrategy, WASM_PAGE_SIZE};
+use crate::engine::Engine;
 use crate::libcall::Libcall;
 use crate::module_info::ModuleInfo;
 use crate::trap::codes;
@@ -125,13 +126,8 @@ enum CheckSite {
 const MISSING_VMCTX: &str = "internal error: VMContext used before the function entry was set up";
 
 impl<'a> FuncEnvironment<'a> {
-    pub(crate) fn new(
-        info: &'a ModuleInfo,
-        offsets: &'a VMOffsets,
-        isa: &'a dyn TargetIsa,
-        config: &Config,
-        epoch_counter: &'static AtomicU64,
-    ) -> Self {
+    pub(crate) fn new(info: &'a ModuleInfo, offsets: &'a VMOffsets, engine: &'a Engine) -> Self {
+        let (isa, config) = (engine.isa(), engine.config());
         FuncEnvironment {
             info,
             offsets,
@@ -140,7 +136,7 @@ impl<'a> FuncEnvironment<'a> {
             strategy: config.memory_strategy,
             epoch_counter: config
                 .epoch_interruption
-                .then_some(epoch_counter as *const AtomicU64 as usize),
+                .then_some(engine.epoch_counter() as *const AtomicU64 as usize),
             vmctx: None,
             regions: None,
             memories: Vec::new(),
