@@ -166,18 +166,20 @@ pub fn path_open(
     Ok(())
 }
 
-/// One directory operation on the guest path at `path_ptr` under the
-/// preopen or directory `fd`, which must have `right`.
-fn path_op(
-    ctx: &mut WasiCtx,
+/// The guest path at `path_ptr` and the directory of the preopen or
+/// directory `fd` it is relative to, which must have `right` (the path is
+/// read first: a bad pointer is `EFAULT` whatever the fd).
+fn dir_path<'c>(
+    ctx: &'c WasiCtx,
     mem: &GuestMemory<'_>,
-    (fd, path_ptr, path_len): (u32, u32, u32),
+    fd: u32,
+    path_ptr: u32,
+    path_len: u32,
     right: u64,
-    op: impl FnOnce(&cap_std::fs::Dir, PathBuf) -> std::io::Result<()>,
-) -> CallResult {
+) -> Result<(&'c cap_std::fs::Dir, PathBuf), Errno> {
     let path = guest_path(mem, path_ptr, path_len)?;
     let (_, dir) = dir_with(&ctx.fds, fd, right)?;
-    io_result(op(&dir.dir, path))
+    Ok((&dir.dir, path))
 }
 
 /// `path_create_directory(fd, path, path_len)`.
@@ -188,10 +190,9 @@ pub fn path_create_directory(
     path_ptr: u32,
     path_len: u32,
 ) -> CallResult {
-    let at = (fd, path_ptr, path_len);
-    path_op(ctx, mem, at, rights::PATH_CREATE_DIRECTORY, |d, p| {
-        d.create_dir(p)
-    })
+    let right = rights::PATH_CREATE_DIRECTORY;
+    let (dir, path) = dir_path(ctx, mem, fd, path_ptr, path_len, right)?;
+    io_result(dir.create_dir(path))
 }
 
 /// `path_remove_directory(fd, path, path_len)`.
@@ -202,10 +203,9 @@ pub fn path_remove_directory(
     path_ptr: u32,
     path_len: u32,
 ) -> CallResult {
-    let at = (fd, path_ptr, path_len);
-    path_op(ctx, mem, at, rights::PATH_REMOVE_DIRECTORY, |d, p| {
-        d.remove_dir(p)
-    })
+    let right = rights::PATH_REMOVE_DIRECTORY;
+    let (dir, path) = dir_path(ctx, mem, fd, path_ptr, path_len, right)?;
+    io_result(dir.remove_dir(path))
 }
 
 /// `path_unlink_file(fd, path, path_len)`.
@@ -216,10 +216,9 @@ pub fn path_unlink_file(
     path_ptr: u32,
     path_len: u32,
 ) -> CallResult {
-    let at = (fd, path_ptr, path_len);
-    path_op(ctx, mem, at, rights::PATH_UNLINK_FILE, |d, p| {
-        d.remove_file(p)
-    })
+    let right = rights::PATH_UNLINK_FILE;
+    let (dir, path) = dir_path(ctx, mem, fd, path_ptr, path_len, right)?;
+    io_result(dir.remove_file(path))
 }
 
 /// `path_filestat_get(fd, flags, path, path_len, buf)`.
@@ -233,12 +232,12 @@ pub fn path_filestat_get(
     out: u32,
 ) -> CallResult {
     mem.slice_mut(out, 64)?;
-    let path = guest_path(mem, path_ptr, path_len)?;
-    let (_, dir) = dir_with(&ctx.fds, fd, rights::PATH_FILESTAT_GET)?;
+    let right = rights::PATH_FILESTAT_GET;
+    let (dir, path) = dir_path(ctx, mem, fd, path_ptr, path_len, right)?;
     let meta = if follows(flags) {
-        dir.dir.metadata(path)
+        dir.metadata(path)
     } else {
-        dir.dir.symlink_metadata(path)
+        dir.symlink_metadata(path)
     };
     let stat = filestat::from_cap(&io_result(meta)?);
     mem.write(out, &stat.encode())?;
@@ -259,13 +258,13 @@ pub fn path_filestat_set_times(
     fst_flags: u32,
 ) -> CallResult {
     let (atime, mtime) = filestat::decode_times(atim, mtim, fst_flags)?;
-    let path = guest_path(mem, path_ptr, path_len)?;
-    let (_, dir) = dir_with(&ctx.fds, fd, rights::PATH_FILESTAT_SET_TIMES)?;
+    let right = rights::PATH_FILESTAT_SET_TIMES;
+    let (dir, path) = dir_path(ctx, mem, fd, path_ptr, path_len, right)?;
     let (atime, mtime) = (filestat::cap_times(atime), filestat::cap_times(mtime));
     io_result(if follows(flags) {
-        dir.dir.set_times(path, atime, mtime)
+        dir.set_times(path, atime, mtime)
     } else {
-        dir.dir.set_symlink_times(path, atime, mtime)
+        dir.set_symlink_times(path, atime, mtime)
     })
 }
 
@@ -349,9 +348,9 @@ pub fn path_readlink(
     use std::os::unix::ffi::OsStrExt;
     mem.slice_mut(bufused, 4)?;
     mem.slice_mut(buf, buf_len)?;
-    let path = guest_path(mem, path_ptr, path_len)?;
-    let (_, dir) = dir_with(&ctx.fds, fd, rights::PATH_READLINK)?;
-    let target = io_result(dir.dir.read_link(path))?;
+    let right = rights::PATH_READLINK;
+    let (dir, path) = dir_path(ctx, mem, fd, path_ptr, path_len, right)?;
+    let target = io_result(dir.read_link(path))?;
     let bytes = target.as_os_str().as_bytes();
     let n = bytes.len().min(buf_len as usize);
     mem.write(buf, &bytes[..n])?;
