@@ -37,33 +37,24 @@ use shoal_instance::{
 /// context (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct MemoryCache {
-    /// The most recent caller: the only one, in the usual one-instance
-    /// store.
-    last: Option<(Instance, Option<Memory>)>,
-    /// Earlier callers, when the store holds several instances.
-    others: Vec<(Instance, Option<Memory>)>,
+    /// One entry per calling instance, in the order of their first calls:
+    /// the usual one-instance store finds its entry first.
+    entries: Vec<(Instance, Option<Memory>)>,
 }
 
 impl MemoryCache {
     /// What `instance` exports as `"memory"` (`Some(None)`: nothing), if it
-    /// has called before; it becomes the most recent caller.
-    fn lookup(&mut self, instance: Instance) -> Option<Option<Memory>> {
-        match self.last {
-            Some((cached, memory)) if cached == instance => return Some(memory),
-            _ => {}
-        }
-        let at = self.others.iter().position(|(i, _)| *i == instance)?;
-        let memory = self.others.swap_remove(at).1;
-        self.remember(instance, memory);
-        Some(memory)
+    /// has called before.
+    fn lookup(&self, instance: Instance) -> Option<Option<Memory>> {
+        self.entries
+            .iter()
+            .find(|(cached, _)| *cached == instance)
+            .map(|&(_, memory)| memory)
     }
 
-    /// Records what `instance` exports as `"memory"`, as the most recent
-    /// caller.
+    /// Records what `instance` exports as `"memory"`.
     fn remember(&mut self, instance: Instance, memory: Option<Memory>) {
-        if let Some(previous) = self.last.replace((instance, memory)) {
-            self.others.push(previous);
-        }
+        self.entries.push((instance, memory));
     }
 }
 
