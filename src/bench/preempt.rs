@@ -215,7 +215,9 @@ pub fn run(opts: &StressOptions, p: &PreemptParams) -> Result<PreemptRun, Stress
         match h.join() {
             Ok((Some(counter), stats, worker, None)) => {
                 results.push((counter, stats));
-                if let Some(w) = per_worker.get_mut(worker) {
+                // Per worker: the instances that ran there. One cancelled
+                // before its first slice (starved, as below) ran nowhere.
+                if let Some(w) = per_worker.get_mut(worker).filter(|_| stats.slices > 0) {
                     w.push(counter);
                 }
             }
