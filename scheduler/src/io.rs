@@ -41,6 +41,7 @@ use parking_lot::Mutex;
 use crate::context::{current_task, current_worker};
 use crate::error::Cancelled;
 use crate::sys;
+pub use crate::sys::poll_fds;
 use crate::task::Task;
 use crate::thread::TimerGuard;
 use crate::worker::{Message, WorkerCore, WorkerRemote};
@@ -604,47 +605,30 @@ impl Drop for WaitAnyRegistrations<'_> {
 fn wait_any_blocking(fds: &[(RawFd, Interest)], deadline: Option<Instant>) -> io::Result<WaitAny> {
     let mut pollfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&(fd, interest)| libc::pollfd {
-            fd,
-            events: (if interest.is_readable() {
+        .map(|&(fd, interest)| {
+            let read = if interest.is_readable() {
                 libc::POLLIN
             } else {
                 0
-            }) | (if interest.is_writable() {
+            };
+            let write = if interest.is_writable() {
                 libc::POLLOUT
             } else {
                 0
-            }),
-            revents: 0,
+            };
+            libc::pollfd {
+                fd,
+                events: read | write,
+                revents: 0,
+            }
         })
         .collect();
-    let nfds = libc::nfds_t::try_from(pollfds.len())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     loop {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                // Round up, so that a short wait does not spin.
-                i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
-            }
-        };
-        // SAFETY: `pollfds` is a valid, exclusively borrowed array of
-        // `nfds` pollfds.
-        let rc = unsafe { libc::poll(pollfds.as_mut_ptr(), nfds, timeout_ms) };
-        if rc > 0 {
-            if let Some(index) = pollfds.iter().position(|p| p.revents != 0) {
-                return Ok(WaitAny::Ready(index));
-            }
-        } else if rc == 0 {
-            if deadline.is_some_and(|at| Instant::now() >= at) {
-                return Ok(WaitAny::TimedOut);
-            }
-        } else {
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
+        if sys::poll_fds(&mut pollfds, deadline)? == 0 {
+            return Ok(WaitAny::TimedOut);
+        }
+        if let Some(index) = pollfds.iter().position(|p| p.revents != 0) {
+            return Ok(WaitAny::Ready(index));
         }
     }
 }

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `madvise(MADV_GUARD_INSTALL)`: Linux 6.13+ "lightweight guard regions".
 /// Not yet exported by the `libc` crate.
@@ -268,20 +268,46 @@ pub(crate) fn sleep_until_monotonic(deadline: Duration) {
 /// Blocks the calling OS thread until `fd` is readable (or writable),
 /// including error and hang-up conditions. Used for I/O outside green threads.
 pub(crate) fn poll_fd(fd: RawFd, readable: bool) -> io::Result<()> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: if readable {
-            libc::POLLIN
-        } else {
-            libc::POLLOUT
-        },
-        revents: 0,
+    let events = if readable {
+        libc::POLLIN
+    } else {
+        libc::POLLOUT
     };
+    let mut pfd = [libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }];
+    poll_fds(&mut pfd, None).map(|_| ())
+}
+
+/// `poll(2)` on `fds` until one has events or `deadline` passes (`None`:
+/// no deadline; one already past: just check), blocking the calling OS
+/// thread, retrying when a signal interrupts it (with the time left).
+/// Returns how many have events: 0 only when the deadline passed.
+pub fn poll_fds(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::Result<usize> {
+    let nfds = libc::nfds_t::try_from(fds.len())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     loop {
-        // SAFETY: `pfd` is one valid pollfd; -1 waits without timeout.
-        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
-        if rc >= 1 {
-            return Ok(());
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                // Round up, so that a short wait does not spin.
+                i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+            }
+        };
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `nfds`
+        // pollfds.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout_ms) };
+        if rc > 0 {
+            return Ok(rc as usize);
+        }
+        if rc == 0 {
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Ok(0);
+            }
+            continue;
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {

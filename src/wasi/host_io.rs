@@ -80,23 +80,12 @@ pub fn send_fd(fd: RawFd, buf: &[u8], flags: i32) -> io::Result<usize> {
     }
 }
 
-/// `poll(2)` on `fds` for at most `timeout` (`None`: forever; zero: just
-/// check). Returns how many have events.
+/// `poll(2)` on `fds` for at most `timeout` (`None`: forever, as is a
+/// timeout too long to represent; zero: just check), blocking the OS
+/// thread. Returns how many have events.
 pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let millis = match timeout {
-        None => -1,
-        // Round up so that a short timeout does not become a busy loop.
-        Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
-    };
-    loop {
-        // SAFETY: `fds` is a valid, exclusively borrowed array of `pollfd`s
-        // of the given length.
-        let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
-        match cvt(ret as isize) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
+    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+    shoal_scheduler::io::poll_fds(fds, deadline)
 }
 
 /// A `pollfd` for `fd` and `interest`.
