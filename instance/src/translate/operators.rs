@@ -165,13 +165,7 @@ pub(crate) fn translate_operator(
             state.pushn(builder.block_params(next));
         }
         Operator::Br { relative_depth } => {
-            let (arity, dest, back_edge) = branch_destination(state, env, relative_depth)?;
-            let args = block_args(state.peekn(arity)?);
-            if back_edge {
-                env.epoch_check_then_jump(builder, dest, &args)?;
-            } else {
-                builder.ins().jump(dest, &args);
-            }
+            let arity = jump_to_frame(builder, state, env, relative_depth)?;
             state.popn(arity)?;
             state.reachable = false;
         }
@@ -251,13 +245,7 @@ pub(crate) fn translate_operator(
                 for (depth, b) in order {
                     builder.switch_to_block(b);
                     builder.seal_block(b);
-                    let (_, dest, back_edge) = branch_destination(state, env, depth)?;
-                    let args = block_args(state.peekn(arity)?);
-                    if back_edge {
-                        env.epoch_check_then_jump(builder, dest, &args)?;
-                    } else {
-                        builder.ins().jump(dest, &args);
-                    }
+                    jump_to_frame(builder, state, env, depth)?;
                 }
                 state.popn(arity)?;
             }
@@ -856,6 +844,25 @@ pub(crate) fn block_with_params(builder: &mut FunctionBuilder, types: &[Type]) -
 
 pub(crate) fn block_args(values: &[Value]) -> Vec<BlockArg> {
     values.iter().map(|&v| BlockArg::Value(v)).collect()
+}
+
+/// Ends the current block with an unconditional branch to the frame at
+/// `depth`, with the values on top of the stack (left there), checking the
+/// epoch on the way if it is a back edge. Returns how many values it took.
+fn jump_to_frame(
+    builder: &mut FunctionBuilder,
+    state: &mut TranslationState,
+    env: &mut FuncEnvironment,
+    depth: u32,
+) -> TResult<usize> {
+    let (arity, dest, back_edge) = branch_destination(state, env, depth)?;
+    let args = block_args(state.peekn(arity)?);
+    if back_edge {
+        env.epoch_check_then_jump(builder, dest, &args)?;
+    } else {
+        builder.ins().jump(dest, &args);
+    }
+    Ok(arity)
 }
 
 /// Where a branch to the frame at `depth` goes, with how many
