@@ -185,3 +185,68 @@ fn a_resume_after_a_host_park_moves_the_deadline_forward() {
     // runs between naps add up, in whole ticks, to a timeslice.)
     assert_eq!(stats.continues, 0, "{stats:?}");
 }
+
+/// An instance that parks between short runs gets a whole new timeslice at
+/// every resume: it is never preempted, however much CPU its runs add up
+/// to. (Charged instead for the CPU it used across its parks, in whole
+/// ticks, it would be preempted about once every five runs here: each
+/// 50 µs run spans a boundary of the 250 µs tick one time in five.)
+#[test]
+fn an_instance_that_parks_between_short_runs_is_not_preempted() {
+    const RUNS: i32 = 100;
+    const SPIN: Duration = Duration::from_micros(50);
+    let runtime = Runtime::builder().workers(1).build().expect("runtime");
+    let tick = Duration::from_micros(250);
+    // Runs that lasted half a tick or more (the machine stalled): those
+    // may legitimately reach their deadline, and are allowed to.
+    let long_runs = Arc::new(AtomicUsize::new(0));
+    let woke = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let mut linker = Linker::<()>::new(runtime.engine());
+    let (long, last_wake) = (long_runs.clone(), woke.clone());
+    linker
+        .func_wrap("env", "work_then_nap", move || -> Result<(), Trap> {
+            let started = Instant::now();
+            while started.elapsed() < SPIN {
+                std::hint::spin_loop();
+            }
+            if let Some(woke) = last_wake.lock().expect("lock").take() {
+                if woke.elapsed() >= tick / 2 {
+                    long.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            host::sleep(Duration::from_millis(1))?;
+            *last_wake.lock().expect("lock") = Some(Instant::now());
+            Ok(())
+        })
+        .expect("define work_then_nap");
+    let module = runtime
+        .compile(
+            r#"(module
+  (import "env" "work_then_nap" (func $work_then_nap))
+  (func (export "run") (param $n i32) (result i32)
+    (local $i i32)
+    (loop $again
+      (call $work_then_nap)
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $i)))"#,
+        )
+        .expect("compile");
+    let run = runtime
+        .template(&module, &linker, "run")
+        .expect("template")
+        .typed::<i32, i32>()
+        .expect("typed");
+    let (result, stats) = run
+        .spawn_then((), RUNS, |f| (f.result.ok(), f.stats))
+        .expect("spawn")
+        .join()
+        .expect("join");
+    assert_eq!(result, Some(RUNS));
+    let long_runs = long_runs.load(Ordering::SeqCst) as u64;
+    assert!(
+        stats.preemptions <= long_runs,
+        "{} preemptions, {long_runs} runs of half a tick or more: {stats:?}",
+        stats.preemptions
+    );
+}

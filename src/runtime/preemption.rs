@@ -24,8 +24,10 @@
 //! 2. **Budget spent?** If the CPU ticks used since birth reach
 //!    `Contract::cpu_budget_epochs`, return `Err(Trap { kind: Timeout })`.
 //! 3. **Slice spent?** If the CPU ticks used since the slice started are
-//!    fewer than a timeslice (the instance was parked in a host call for
-//!    most of it), it keeps running: `Continue(rest of the slice + grace)`.
+//!    fewer than a timeslice, it keeps running: `Continue(rest of the slice
+//!    + grace)`. On a runtime's green threads the switch hook starts a new
+//!    slice at every resume (`slice_clock.rs`), so this is for instances
+//!    without one (`run_here` on a plain thread, where time parked counts).
 //! 4. **Yield.** Otherwise `shoal_scheduler::try_yield_now()`: the green
 //!    thread goes to the back of its worker's run queue, and the worker
 //!    runs the others (the switch hook swaps the trap state out and in).
@@ -102,9 +104,9 @@ pub struct SliceStats {
     /// CPU time used, in epoch ticks (see `cpu_clock`): instantiation,
     /// wasm and host functions, not time parked or queued.
     pub cpu_ticks: u64,
-    /// Deadline callbacks that found timeslice left (the instance had been
-    /// parked in a host call) and only moved the deadline forward. Resumes
-    /// move it forward themselves (`slice_clock.rs`), so this stays near 0.
+    /// Deadline callbacks that found timeslice left and only moved the
+    /// deadline forward. On a green thread every resume starts a new slice
+    /// itself (`slice_clock.rs`), so this stays 0 there.
     pub continues: u64,
 }
 

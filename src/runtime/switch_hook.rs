@@ -22,9 +22,8 @@
 //!    on its first run make a fresh one (`ThreadState::for_stack` with the
 //!    green thread's stack bounds, so that wasm's stack limit is computed
 //!    inside the coroutine stack, and zero CPU ticks); install its trap
-//!    state with `swap_thread_state`, start its CPU clock, and move its
-//!    instance's epoch deadline forward if it comes back from a park with
-//!    slice left (`slice_clock.rs`).
+//!    state with `swap_thread_state`, start its CPU clock, and start a new
+//!    timeslice for its instance (`slice_clock.rs`).
 //! 2. The green thread runs: wasm, host functions, yields from the epoch
 //!    callback, parks in host functions. Every `catch_traps` it enters
 //!    pushes a catch point that lives on its own stack.
