@@ -41,6 +41,30 @@
 //! 6. [`time_to_next_tick`] tells where within the current tick the caller
 //!    is, from the same origin, so that a timeslice starting mid-tick can
 //!    be sized in real time rather than in whole ticks.
+//! 7. **Coarse ticks.** A wake-up is not free: it interrupts whatever runs
+//!    on that CPU. On the development VM, tickers at 250 µs cost a native
+//!    mio echo server in the same machine 5–15% of its throughput, at
+//!    100 µs 20%. Fine ticks are needed only while some green thread runs
+//!    through its timeslice; an I/O-bound server, whose green threads park
+//!    after a few microseconds, needs none. So:
+//!    - A green thread preempted because it really used its timeslice
+//!      calls [`request_fine_ticks`]. The next ticker to wake sees the
+//!      request and the tickers then wake at every tick until
+//!      [`FINE_HOLD`] after the last request.
+//!    - Otherwise they wake only at the ticks that are multiples of
+//!      [`COARSE_STRIDE`] (in turn, as in step 3), and [`ticks_are_coarse`]
+//!      says so. The epoch still keeps time: each wake-up raises it to the
+//!      current tick, a jump of `COARSE_STRIDE`.
+//!    - A jump can pass the deadline of a green thread that started a
+//!      moment before: with coarse ticks a deadline passed proves nothing.
+//!      [`ticker_wakes`] counts the wake-ups, so a preemption policy can
+//!      tell: a run that saw two of them lasted at least one whole
+//!      interval. The runtime's (`shoal::runtime`, `preemption.rs`) lets a
+//!      run that saw fewer go on.
+//!
+//!    The cost: after a quiet spell, the first green thread to spin runs up
+//!    to two coarse intervals (2 ms at the default 250 µs tick) before it
+//!    is preempted; from then on the ticks are fine again.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,12 +76,19 @@ use parking_lot::Mutex;
 use crate::error::BuildError;
 use crate::sys;
 
-/// The epoch, alone on its cache line so that frequent readers never share
-/// a line with anything that is written.
+/// The epoch and the count of ticker wake-ups, alone on their cache line
+/// so that frequent readers never share a line with anything else that is
+/// written. Both are written at every wake-up, and a switch reads both.
 #[repr(align(128))]
-struct PaddedEpoch(AtomicU64);
+struct PaddedEpoch {
+    epoch: AtomicU64,
+    wakes: AtomicU64,
+}
 
-static EPOCH: PaddedEpoch = PaddedEpoch(AtomicU64::new(0));
+static EPOCH: PaddedEpoch = PaddedEpoch {
+    epoch: AtomicU64::new(0),
+    wakes: AtomicU64::new(0),
+};
 
 /// The global epoch counter, advanced once per tick by the ticker threads.
 ///
@@ -67,13 +98,40 @@ static EPOCH: PaddedEpoch = PaddedEpoch(AtomicU64::new(0));
 /// [`Executor`](crate::Executor) is running.
 #[inline]
 pub fn epoch_counter() -> &'static AtomicU64 {
-    &EPOCH.0
+    &EPOCH.epoch
 }
 
 /// The current epoch value (see [`epoch_counter`]).
 #[inline]
 pub fn epoch_now() -> u64 {
-    EPOCH.0.load(Ordering::Relaxed)
+    EPOCH.epoch.load(Ordering::Relaxed)
+}
+
+/// How many times the tickers have woken up and raised the epoch so far
+/// (module docs, step 7): a run of code that saw this count go up by two
+/// lasted at least one whole interval between wake-ups.
+#[inline]
+pub fn ticker_wakes() -> u64 {
+    EPOCH.wakes.load(Ordering::Relaxed)
+}
+
+/// Whether the tickers wake only every [`COARSE_STRIDE`] ticks now (module
+/// docs, step 7): the epoch then advances in steps of that many ticks, and
+/// a deadline it passes may not have been reached in real time.
+#[inline]
+pub fn ticks_are_coarse() -> bool {
+    COARSE.load(Ordering::Relaxed)
+}
+
+/// Asks the tickers to wake at every tick for the next [`FINE_HOLD`]
+/// (module docs, step 7): to be called when a green thread is preempted
+/// because it really ran through its timeslice. Cheap: a load, and a store
+/// only when no request is pending.
+#[inline]
+pub fn request_fine_ticks() {
+    if !FINE_REQUESTED.load(Ordering::Relaxed) {
+        FINE_REQUESTED.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The tick period of the running ticker, if any executor is running.
@@ -94,6 +152,32 @@ static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 
 /// The longest a ticker sleeps at once (module docs, step 4).
 const MAX_SLEEP_NS: u64 = 10_000_000;
+
+/// While no green thread has been preempted for [`FINE_HOLD`], the
+/// tickers wake only at every `COARSE_STRIDE`-th tick (module docs, step 7).
+pub const COARSE_STRIDE: u64 = 4;
+
+/// How long the tickers wake at every tick after the last
+/// [`request_fine_ticks`].
+pub const FINE_HOLD: Duration = Duration::from_millis(250);
+
+/// A [`request_fine_ticks`] not yet seen by a ticker.
+static FINE_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Monotonic nanoseconds until which the tickers wake at every tick.
+static FINE_UNTIL_NS: AtomicU64 = AtomicU64::new(0);
+/// Whether the tickers wake at coarse ticks now (published for
+/// [`ticks_are_coarse`]).
+static COARSE: AtomicBool = AtomicBool::new(true);
+
+/// Whether the tickers should wake at every tick at monotonic time `now`,
+/// taking in a pending request (module docs, step 7).
+fn fine_ticks_wanted(now: u64) -> bool {
+    if FINE_REQUESTED.load(Ordering::Relaxed) && FINE_REQUESTED.swap(false, Ordering::Relaxed) {
+        let hold = u64::try_from(FINE_HOLD.as_nanos()).unwrap_or(u64::MAX);
+        FINE_UNTIL_NS.fetch_max(now.saturating_add(hold), Ordering::Relaxed);
+    }
+    now < FINE_UNTIL_NS.load(Ordering::Relaxed)
+}
 
 /// When ticks are due (module docs, step 2): the epoch was `base` at
 /// `origin` (monotonic nanoseconds), and advances once per `period`.
@@ -180,7 +264,7 @@ impl EpochLease {
             return Ok(EpochLease { _private: () });
         }
         let clock = TickClock {
-            base: EPOCH.0.load(Ordering::Relaxed),
+            base: EPOCH.epoch.load(Ordering::Relaxed),
             origin: sys::monotonic_now().as_nanos() as u64,
             period: u64::try_from(period.as_nanos()).unwrap_or(u64::MAX).max(1),
         };
@@ -244,6 +328,13 @@ fn next_own_tick(tick: u64, mine: u64, every: u64) -> u64 {
     tick + 1 + (mine + every - (tick + 1) % every) % every
 }
 
+/// The first tick after `tick` at which ticker `mine` of `every` wakes when
+/// the tickers wake every `stride` ticks, taking those wake-ups in turn:
+/// the least multiple `m × stride > tick` with `m ≡ mine (mod every)`.
+fn next_own_wake(tick: u64, mine: u64, every: u64, stride: u64) -> u64 {
+    next_own_tick(tick / stride, mine, every).saturating_mul(stride)
+}
+
 /// Ticker `index` of `tickers` (see the module docs, step 3).
 fn tick_loop(index: usize, tickers: usize, clock: TickClock, realtime: bool, stop: &AtomicBool) {
     if tickers > 1 {
@@ -255,11 +346,14 @@ fn tick_loop(index: usize, tickers: usize, clock: TickClock, realtime: bool, sto
         sys::raise_thread_priority();
     }
     let (every, mine) = (tickers as u64, index as u64);
-    let mut tick = EPOCH.0.load(Ordering::Relaxed);
+    let mut tick = EPOCH.epoch.load(Ordering::Relaxed);
     while !stop.load(Ordering::Relaxed) {
-        let next = next_own_tick(tick, mine, every);
-        let due = clock.due(next);
         let now = sys::monotonic_now().as_nanos() as u64;
+        let fine = fine_ticks_wanted(now);
+        COARSE.store(!fine, Ordering::Relaxed);
+        let stride = if fine { 1 } else { COARSE_STRIDE };
+        let next = next_own_wake(tick, mine, every, stride);
+        let due = clock.due(next);
         if due.saturating_sub(now) > MAX_SLEEP_NS {
             // Not due yet: look at `stop` again first (step 4).
             sys::sleep_until_monotonic(Duration::from_nanos(now + MAX_SLEEP_NS));
@@ -268,13 +362,37 @@ fn tick_loop(index: usize, tickers: usize, clock: TickClock, realtime: bool, sto
         sys::sleep_until_monotonic(Duration::from_nanos(due));
         let now = sys::monotonic_now().as_nanos() as u64;
         tick = clock.epoch_at(now).max(next);
-        EPOCH.0.fetch_max(tick, Ordering::Release);
+        EPOCH.epoch.fetch_max(tick, Ordering::Release);
+        EPOCH.wakes.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{next_own_tick, TickClock};
+    use super::{next_own_tick, next_own_wake, TickClock};
+
+    #[test]
+    fn coarse_wakes_are_the_multiples_of_the_stride_in_turn() {
+        // Stride 1 is the fine schedule.
+        for tick in 0..20 {
+            assert_eq!(next_own_wake(tick, 1, 2, 1), next_own_tick(tick, 1, 2));
+        }
+        // Two tickers, stride 4: ticker 0 wakes at 0, 8, 16..., ticker 1
+        // at 4, 12, 20..., always strictly after the current tick.
+        assert_eq!(next_own_wake(0, 0, 2, 4), 8);
+        assert_eq!(next_own_wake(0, 1, 2, 4), 4);
+        assert_eq!(next_own_wake(3, 1, 2, 4), 4);
+        assert_eq!(next_own_wake(4, 1, 2, 4), 12);
+        assert_eq!(next_own_wake(7, 0, 2, 4), 8);
+        assert_eq!(next_own_wake(8, 0, 2, 4), 16);
+        // Together they wake once per stride.
+        for tick in 0..40 {
+            let a = next_own_wake(tick, 0, 2, 4);
+            let b = next_own_wake(tick, 1, 2, 4);
+            assert_eq!(a.min(b), (tick / 4 + 1) * 4, "{tick}");
+            assert_eq!(a.abs_diff(b), 4, "{tick}");
+        }
+    }
 
     #[test]
     fn ticks_count_from_the_epoch_at_start() {

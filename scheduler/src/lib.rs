@@ -75,7 +75,10 @@ mod timer;
 mod worker;
 
 pub use builder::{ExecutorBuilder, MIN_STACK_SIZE};
-pub use epoch::{epoch_counter, epoch_now, epoch_tick, time_to_next_tick, MAX_TICKERS};
+pub use epoch::{
+    epoch_counter, epoch_now, epoch_tick, request_fine_ticks, ticker_wakes, ticks_are_coarse,
+    time_to_next_tick, COARSE_STRIDE, FINE_HOLD, MAX_TICKERS,
+};
 pub use error::{BuildError, Cancelled, JoinError, ShutdownError, SpawnError};
 pub use executor::{spawn, Executor, Handle, ShutdownMode};
 pub use hooks::{

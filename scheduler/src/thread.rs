@@ -415,6 +415,8 @@ pub fn try_yield_if_deadline_passed() -> Result<bool, Cancelled> {
     if epoch_now() < local.deadline.get() {
         return Ok(false);
     }
+    // A cooperative timeslice: keep the ticks fine while it is used.
+    crate::epoch::request_fine_ticks();
     task.yield_green()?;
     let slice = local.timeslice.get();
     local.deadline.set(if slice == 0 {

@@ -16,7 +16,7 @@
 //! 2 workers (40 ticks each at 250 µs) cannot spread less than about 0.02.
 
 use super::report::mean_and_cv;
-use shoal_scheduler::epoch_now;
+use shoal_scheduler::{epoch_now, request_fine_ticks, ticks_are_coarse};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,16 @@ fn work_per_tick(length: Duration) -> Vec<u64> {
     let start = Instant::now();
     let past_end = || start.elapsed() >= length;
     let mut windows = Vec::new();
+    // Single ticks need the tickers to wake at every tick, which they only
+    // do while something asks for it (`request_fine_ticks`): ask, and go
+    // on asking at every tick.
+    request_fine_ticks();
+    while ticks_are_coarse() {
+        if past_end() {
+            return windows;
+        }
+        std::hint::spin_loop();
+    }
     // Start at a tick boundary (a window that started mid-tick is not one).
     let first = epoch_now();
     while epoch_now() == first {
@@ -76,6 +86,7 @@ fn work_per_tick(length: Duration) -> Vec<u64> {
         rounds = rounds.wrapping_add(1);
         let ticked = now != last;
         if ticked {
+            request_fine_ticks();
             // A late ticker skips ticks: keep single-tick windows only.
             if now == last.wrapping_add(1) {
                 windows.push(turns);

@@ -31,6 +31,8 @@ struct Clock {
     base: Cell<u64>,
     /// Epoch when this run started.
     run_start: Cell<u64>,
+    /// Ticker wake-ups counted when this run started.
+    run_start_wakes: Cell<u64>,
     /// Whether a green thread of a runtime runs now (between `resume` and
     /// `suspend`).
     active: Cell<bool>,
@@ -38,7 +40,12 @@ struct Clock {
 
 thread_local! {
     static CLOCK: Clock = const {
-        Clock { base: Cell::new(0), run_start: Cell::new(0), active: Cell::new(false) }
+        Clock {
+            base: Cell::new(0),
+            run_start: Cell::new(0),
+            run_start_wakes: Cell::new(0),
+            active: Cell::new(false),
+        }
     };
 }
 
@@ -47,9 +54,11 @@ thread_local! {
 #[inline]
 pub(crate) fn resume(saved: u64) -> u64 {
     let now = shoal_scheduler::epoch_now();
+    let wakes = shoal_scheduler::ticker_wakes();
     CLOCK.with(|c| {
         c.base.set(saved);
         c.run_start.set(now);
+        c.run_start_wakes.set(wakes);
         c.active.set(true);
     });
     now
@@ -80,6 +89,20 @@ pub fn now() -> u64 {
         } else {
             epoch
         }
+    })
+}
+
+/// How many ticker wake-ups the running green thread has seen since it was
+/// last resumed; `None` outside a runtime's green thread. Two or more mean
+/// that this run has lasted at least one whole interval between wake-ups
+/// (see `shoal_scheduler::ticker_wakes`).
+#[inline]
+pub(crate) fn wakes_this_run() -> Option<u64> {
+    let wakes = shoal_scheduler::ticker_wakes();
+    CLOCK.with(|c| {
+        c.active
+            .get()
+            .then(|| wakes.saturating_sub(c.run_start_wakes.get()))
     })
 }
 

@@ -28,7 +28,18 @@
 //!    + grace)`. On a runtime's green threads the switch hook starts a new
 //!    slice at every resume (`slice_clock.rs`), so this is for instances
 //!    without one (`run_here` on a plain thread, where time parked counts).
-//! 4. **Yield.** Otherwise `shoal_scheduler::try_yield_now()`: the green
+//! 4. **Coarse tick?** While no instance is being preempted the tickers
+//!    wake only every few ticks, and each wake-up makes the epoch jump
+//!    (`shoal_scheduler`'s epoch docs, step 7): a deadline passed by a
+//!    jump proves nothing. If the ticks are coarse and the instance's
+//!    green thread has seen fewer than two wake-ups since it was resumed
+//!    (so it may have run for only a moment), it keeps running:
+//!    `Continue(timeslice + grace)`. An instance that really spins sees
+//!    the second wake-up at most two coarse intervals after it started.
+//! 5. **Yield.** Otherwise it asks for fine ticks
+//!    (`shoal_scheduler::request_fine_ticks`), so that this instance and
+//!    the next ones are preempted on time, and
+//!    `shoal_scheduler::try_yield_now()`: the green
 //!    thread goes to the back of its worker's run queue, and the worker
 //!    runs the others (the switch hook swaps the trap state out and in).
 //!    That never unwinds; if it reports `Cancelled`, step 1 applies. Back
@@ -192,6 +203,15 @@ impl Preemption {
             }
             return Ok(UpdateDeadline::Continue(rest));
         }
+        if shoal_scheduler::ticks_are_coarse()
+            && cpu_clock::wakes_this_run().is_some_and(|wakes| wakes < 2)
+        {
+            // Step 4: a coarse tick's jump, not a spent slice.
+            return Ok(UpdateDeadline::Continue(
+                clock.next_deadline(now, policy.timeslice_ticks.saturating_add(GRACE)),
+            ));
+        }
+        shoal_scheduler::request_fine_ticks();
         // With statistics: the slice's end, recorded now.
         let preempted_at = self.stats.as_ref().map(|(cell, slice_began)| {
             let at = Instant::now();
