@@ -187,7 +187,8 @@ impl TcpStream {
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_with(|mut s| s.read(buf))
+        let len = buf.len();
+        self.inner.read_bytes_with(len, |mut s| s.read(buf))
     }
 }
 

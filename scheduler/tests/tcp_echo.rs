@@ -192,3 +192,72 @@ fn try_accept_and_peek() {
     assert_eq!(got.1, b"peek");
     exec.shutdown(ShutdownMode::Wait).expect("shutdown");
 }
+
+/// After a short read emptied the socket, the next read parks until new
+/// data comes instead of first trying a read that would fail with
+/// `WouldBlock`: every read below runs its operation exactly once. And no
+/// byte is missed, though each chunk arrives only after the read before.
+#[test]
+fn a_short_read_parks_the_next_read_until_new_data() {
+    let exec = Executor::builder().workers(1).build().expect("build");
+    let (mut a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    b.set_nonblocking(true).expect("nonblocking");
+    let (read_tx, read_rx) = channel::unbounded::<()>();
+    let reader = exec
+        .spawn(move || {
+            let source = shoal_scheduler::io::Registered::new(b);
+            let (mut got, mut reads, mut ops) = (Vec::new(), 0, 0);
+            while got.len() < 8 {
+                let mut buf = [0u8; 16];
+                let n = source
+                    .read_bytes_with(buf.len(), |mut s| {
+                        ops += 1;
+                        s.read(&mut buf)
+                    })
+                    .expect("read");
+                got.extend_from_slice(&buf[..n]);
+                reads += 1;
+                read_tx.send(()).expect("report the read");
+            }
+            (got, reads, ops)
+        })
+        .expect("spawn");
+    for chunk in [&b"abc"[..], b"de", b"fgh"] {
+        a.write_all(chunk).expect("write");
+        read_rx.recv().expect("the reader read");
+    }
+    let (got, reads, ops) = reader.join().expect("reader");
+    assert_eq!(got, b"abcdefgh");
+    assert_eq!(reads, 3);
+    assert_eq!(ops, reads, "a read tried before the data came");
+}
+
+/// The end of stream seen before a short read is not lost with the data:
+/// the read after it returns 0 at once, though no new event comes.
+#[test]
+fn a_short_read_keeps_the_end_of_stream_seen_before() {
+    let exec = Executor::builder().workers(1).build().expect("build");
+    let (mut a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    b.set_nonblocking(true).expect("nonblocking");
+    a.write_all(b"xyz").expect("write");
+    drop(a);
+    let reads = exec
+        .spawn(move || {
+            let source = shoal_scheduler::io::Registered::new(b);
+            let mut reads = Vec::new();
+            loop {
+                let mut buf = [0u8; 16];
+                let n = source
+                    .read_bytes_with(buf.len(), |mut s| s.read(&mut buf))
+                    .expect("read");
+                reads.push(n);
+                if n == 0 {
+                    return reads;
+                }
+            }
+        })
+        .expect("spawn")
+        .join()
+        .expect("reader");
+    assert_eq!(reads, [3, 0]);
+}
