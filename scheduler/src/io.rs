@@ -15,7 +15,9 @@
 //!   on `WouldBlock`, clear the readiness bit and park until the worker sees
 //!   the source ready again. Clearing happens on the green thread right after
 //!   the `WouldBlock`, with no event processing in between (same OS thread),
-//!   so an edge is never lost. The `net` wrappers are built on it.
+//!   so an edge is never lost. [`read_bytes_with`](Registered::read_bytes_with)
+//!   also clears it after a short read, which emptied the socket. The `net`
+//!   wrappers are built on it.
 //! - [`wait_readable`] / [`wait_writable`] take any `mio::event::Source`,
 //!   register it for the duration of one wait and deregister it.
 //! - [`wait_any`] does the same for several descriptors at once, with an
