@@ -7,7 +7,7 @@
 //! releases it, so "all asleep at once" holds however slowly the machine
 //! spawns them.
 
-use shoal::runtime::{host, Runtime};
+use shoal::runtime::{host, Runtime, SliceStats};
 use shoal::{Linker, Trap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -141,48 +141,52 @@ fn ten_thousand_instances_asleep_at_once_while_others_run() {
     assert_eq!(runtime.live_instances(), 0);
 }
 
-/// An instance resumed after its host function slept well past its epoch
-/// deadline gets its deadline moved forward by the resume itself: its next
-/// epoch check does not call the deadline callback just to continue
-/// (`SliceStats::continues`).
-#[test]
-fn a_resume_after_a_host_park_moves_the_deadline_forward() {
-    const NAPS: i32 = 20;
-    let runtime = Runtime::builder().workers(1).build().expect("runtime");
-    let mut linker = Linker::<()>::new(runtime.engine());
-    linker
-        .func_wrap("env", "sleep_ms", |ms: i32| -> Result<(), Trap> {
-            host::sleep(Duration::from_millis(ms.max(0) as u64))
-        })
-        .expect("define sleep_ms");
+/// Spawns one instance that calls the host function `env.nap` `n` times in
+/// a loop; returns its timeslice statistics once it has returned `n`.
+fn nap_in_a_loop(runtime: &Runtime, linker: &Linker<()>, n: i32) -> SliceStats {
     let module = runtime
         .compile(
             r#"(module
-  (import "env" "sleep_ms" (func $sleep_ms (param i32)))
+  (import "env" "nap" (func $nap))
   (func (export "run") (param $n i32) (result i32)
     (local $i i32)
     (loop $again
-      (call $sleep_ms (i32.const 2))
+      (call $nap)
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
     (local.get $i)))"#,
         )
         .expect("compile");
     let run = runtime
-        .template(&module, &linker, "run")
+        .template(&module, linker, "run")
         .expect("template")
         .typed::<i32, i32>()
         .expect("typed");
     let (result, stats) = run
-        .spawn_then((), NAPS, |f| (f.result.ok(), f.stats))
+        .spawn_then((), n, |f| (f.result.ok(), f.stats))
         .expect("spawn")
         .join()
         .expect("join");
-    assert_eq!(result, Some(NAPS));
+    assert_eq!(result, Some(n));
+    stats
+}
+
+/// An instance resumed after its host function slept well past its epoch
+/// deadline gets its deadline moved forward by the resume itself: its next
+/// epoch check does not call the deadline callback just to continue
+/// (`SliceStats::continues`).
+#[test]
+fn a_resume_after_a_host_park_moves_the_deadline_forward() {
+    let runtime = Runtime::builder().workers(1).build().expect("runtime");
+    let mut linker = Linker::<()>::new(runtime.engine());
+    linker
+        .func_wrap("env", "nap", || -> Result<(), Trap> {
+            host::sleep(Duration::from_millis(2))
+        })
+        .expect("define nap");
+    let stats = nap_in_a_loop(&runtime, &linker, 20);
     // Each 2 ms nap spans several 250 µs ticks: without the resume moving
     // the deadline, every nap would end in a callback that only continues.
-    // (It may still be preempted once in a while: the few microseconds it
-    // runs between naps add up, in whole ticks, to a timeslice.)
     assert_eq!(stats.continues, 0, "{stats:?}");
 }
 
@@ -204,7 +208,7 @@ fn an_instance_that_parks_between_short_runs_is_not_preempted() {
     let mut linker = Linker::<()>::new(runtime.engine());
     let (long, last_wake) = (long_runs.clone(), woke.clone());
     linker
-        .func_wrap("env", "work_then_nap", move || -> Result<(), Trap> {
+        .func_wrap("env", "nap", move || -> Result<(), Trap> {
             let started = Instant::now();
             while started.elapsed() < SPIN {
                 std::hint::spin_loop();
@@ -218,31 +222,8 @@ fn an_instance_that_parks_between_short_runs_is_not_preempted() {
             *last_wake.lock().expect("lock") = Some(Instant::now());
             Ok(())
         })
-        .expect("define work_then_nap");
-    let module = runtime
-        .compile(
-            r#"(module
-  (import "env" "work_then_nap" (func $work_then_nap))
-  (func (export "run") (param $n i32) (result i32)
-    (local $i i32)
-    (loop $again
-      (call $work_then_nap)
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
-    (local.get $i)))"#,
-        )
-        .expect("compile");
-    let run = runtime
-        .template(&module, &linker, "run")
-        .expect("template")
-        .typed::<i32, i32>()
-        .expect("typed");
-    let (result, stats) = run
-        .spawn_then((), RUNS, |f| (f.result.ok(), f.stats))
-        .expect("spawn")
-        .join()
-        .expect("join");
-    assert_eq!(result, Some(RUNS));
+        .expect("define nap");
+    let stats = nap_in_a_loop(&runtime, &linker, RUNS);
     let long_runs = long_runs.load(Ordering::SeqCst) as u64;
     assert!(
         stats.preemptions <= long_runs,
