@@ -49,8 +49,9 @@
 //!    after a few microseconds, needs none. So:
 //!    - A green thread preempted because it really used its timeslice
 //!      calls [`request_fine_ticks`]. The next ticker to wake sees the
-//!      request and the tickers then wake at every tick until
-//!      [`FINE_HOLD`] after the last request.
+//!      request and wakes at every tick from then on, until [`FINE_HOLD`]
+//!      after the last request; each other ticker joins it when its own
+//!      coarse sleep ends (at most `COARSE_STRIDE` × tickers ticks).
 //!    - Otherwise they wake only at the ticks that are multiples of
 //!      [`COARSE_STRIDE`] (in turn, as in step 3), and [`ticks_are_coarse`]
 //!      says so. The epoch still keeps time: each wake-up raises it to the
@@ -59,8 +60,11 @@
 //!      moment before: with coarse ticks a deadline passed proves nothing.
 //!      [`ticker_wakes`] counts the wake-ups, so a preemption policy can
 //!      tell: a run that saw two of them lasted at least one whole
-//!      interval. The runtime's (`shoal::runtime`, `preemption.rs`) lets a
-//!      run that saw fewer go on.
+//!      interval (or, when a late ticker catches up right before the next
+//!      one, a little less: the policy then preempts a little early). The
+//!      runtime's (`shoal::runtime`, `preemption.rs`) lets a run that saw
+//!      fewer go on. Bumping the epoch by hand counts no wake-up, so with
+//!      coarse ticks it preempts no runtime instance.
 //!
 //!    The cost: after a quiet spell, the first green thread to spin runs up
 //!    to two coarse intervals (2 ms at the default 250 µs tick) before it
@@ -108,7 +112,9 @@ static EPOCH: EpochPage = EpochPage {
     wakes: AtomicU64::new(0),
 };
 
-/// The global epoch counter, advanced once per tick by the ticker threads.
+/// The global epoch counter: the number of ticks since the first ticker
+/// started, kept by the ticker threads (one step per tick, or
+/// [`COARSE_STRIDE`] steps at a time while the ticks are coarse).
 ///
 /// The reference is `'static` and its address is stable for the life of the
 /// process: JIT-compiled code may load it directly (a `Relaxed` load is

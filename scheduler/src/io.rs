@@ -328,6 +328,16 @@ impl<S: AsRawFd> Registered<S> {
         self.source.as_raw_fd()
     }
 
+    /// The readiness-table token of this source on `worker`, if it is
+    /// registered there.
+    fn registered_token(&self, worker: &WorkerCore) -> Option<usize> {
+        self.registrations
+            .lock()
+            .iter()
+            .find(|r| std::ptr::eq(&*r.remote, worker.remote()))
+            .map(|r| r.token)
+    }
+
     /// The readiness-table token of this source on `worker`, registering it
     /// there first if needed.
     fn token_on(&self, worker: &WorkerCore) -> io::Result<usize> {
@@ -416,8 +426,16 @@ impl<S: AsRawFd> Registered<S> {
     /// only dispatches events between green-thread runs, after the bit was
     /// cleared. An end of stream or error seen before stays set (a bit of
     /// its own): its event came before the data was read, and no other will
-    /// come. Not for `peek`: a short peek leaves the data queued, and no
-    /// new event would come for it.
+    /// come. A source not yet registered on this worker is read first, as
+    /// with `read_with` (its data may be queued already).
+    ///
+    /// Only for TCP streams: a Unix stream socket also stops a read short
+    /// at a message carrying descriptors or credentials, with more data
+    /// queued. Even on TCP, a read stops short at urgent data (`MSG_OOB`),
+    /// which a peer can send: the rest then waits for the peer's next
+    /// segment, on that connection only (tokio behaves the same). Not for
+    /// `peek`: a short peek leaves the data queued, and no new event would
+    /// come for it.
     pub fn read_bytes_with(
         &self,
         len: usize,
@@ -426,17 +444,24 @@ impl<S: AsRawFd> Registered<S> {
         let (Some(task), Some(worker)) = (current_task(), current_worker()) else {
             return self.op_with(Direction::Read, op);
         };
-        let token = self.token_on(worker)?;
-        if worker.io().borrow_mut().is_ready(token, Direction::Read) == Some(false) {
-            if task.is_cancelled() {
-                return Err(yield_cancelled(task));
+        if let Some(token) = self.registered_token(worker) {
+            if worker.io().borrow_mut().is_ready(token, Direction::Read) == Some(false) {
+                if task.is_cancelled() {
+                    return Err(yield_cancelled(task));
+                }
+                wait_on_slot(worker, task, token, Direction::Read)?;
             }
-            wait_on_slot(worker, task, token, Direction::Read)?;
         }
         let result = self.op_with(Direction::Read, op);
         if let Ok(n) = result {
             if n > 0 && n < len {
-                worker.io().borrow_mut().clear_readable_data(token);
+                // Registering now (the first time on this worker) starts the
+                // slot not ready, and the registration itself reports data
+                // that came after the read. Failing to register only loses
+                // the shortcut: the next read tries first.
+                if let Ok(token) = self.token_on(worker) {
+                    worker.io().borrow_mut().clear_readable_data(token);
+                }
             }
         }
         result

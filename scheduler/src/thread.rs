@@ -393,6 +393,10 @@ pub fn set_timeslice(ticks: u64) {
 /// Unwinds if cancelled.
 ///
 /// Cost when the deadline has not passed: two loads and a compare.
+///
+/// It does not ask for fine ticks ([`request_fine_ticks`](crate::request_fine_ticks)):
+/// while the ticks are coarse, a deadline may pass up to
+/// [`COARSE_STRIDE`](crate::COARSE_STRIDE) ticks late, or early by as much.
 #[inline]
 pub fn yield_if_deadline_passed() -> bool {
     match try_yield_if_deadline_passed() {
@@ -415,8 +419,6 @@ pub fn try_yield_if_deadline_passed() -> Result<bool, Cancelled> {
     if epoch_now() < local.deadline.get() {
         return Ok(false);
     }
-    // A cooperative timeslice: keep the ticks fine while it is used.
-    crate::epoch::request_fine_ticks();
     task.yield_green()?;
     let slice = local.timeslice.get();
     local.deadline.set(if slice == 0 {

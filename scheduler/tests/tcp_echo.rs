@@ -193,6 +193,17 @@ fn try_accept_and_peek() {
     exec.shutdown(ShutdownMode::Wait).expect("shutdown");
 }
 
+/// A connected loopback TCP pair: the client, and the server side in
+/// non-blocking mode.
+fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    server.set_nonblocking(true).expect("nonblocking");
+    (client, server)
+}
+
 /// After a short read emptied the socket, the next read parks until new
 /// data comes instead of first trying a read that would fail with
 /// `WouldBlock`: every read below runs its operation exactly once. And no
@@ -200,12 +211,12 @@ fn try_accept_and_peek() {
 #[test]
 fn a_short_read_parks_the_next_read_until_new_data() {
     let exec = Executor::builder().workers(1).build().expect("build");
-    let (mut a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
-    b.set_nonblocking(true).expect("nonblocking");
+    let (mut client, server) = tcp_pair();
+    client.write_all(b"abc").expect("write");
     let (read_tx, read_rx) = channel::unbounded::<()>();
     let reader = exec
         .spawn(move || {
-            let source = shoal_scheduler::io::Registered::new(b);
+            let source = shoal_scheduler::io::Registered::new(server);
             let (mut got, mut reads, mut ops) = (Vec::new(), 0, 0);
             while got.len() < 8 {
                 let mut buf = [0u8; 16];
@@ -222,9 +233,9 @@ fn a_short_read_parks_the_next_read_until_new_data() {
             (got, reads, ops)
         })
         .expect("spawn");
-    for chunk in [&b"abc"[..], b"de", b"fgh"] {
-        a.write_all(chunk).expect("write");
+    for chunk in [&b"de"[..], b"fgh"] {
         read_rx.recv().expect("the reader read");
+        client.write_all(chunk).expect("write");
     }
     let (got, reads, ops) = reader.join().expect("reader");
     assert_eq!(got, b"abcdefgh");
@@ -233,17 +244,17 @@ fn a_short_read_parks_the_next_read_until_new_data() {
 }
 
 /// The end of stream seen before a short read is not lost with the data:
-/// the read after it returns 0 at once, though no new event comes.
+/// the reader waits first (registering the socket), then the data and the
+/// end of stream arrive together, so the event that wakes it reports both;
+/// its short read clears the data's readiness, and the read after it must
+/// still return 0 at once, since no new event will come.
 #[test]
 fn a_short_read_keeps_the_end_of_stream_seen_before() {
     let exec = Executor::builder().workers(1).build().expect("build");
-    let (mut a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
-    b.set_nonblocking(true).expect("nonblocking");
-    a.write_all(b"xyz").expect("write");
-    drop(a);
-    let reads = exec
+    let (mut client, server) = tcp_pair();
+    let reader = exec
         .spawn(move || {
-            let source = shoal_scheduler::io::Registered::new(b);
+            let source = shoal_scheduler::io::Registered::new(server);
             let mut reads = Vec::new();
             loop {
                 let mut buf = [0u8; 16];
@@ -256,8 +267,10 @@ fn a_short_read_keeps_the_end_of_stream_seen_before() {
                 }
             }
         })
-        .expect("spawn")
-        .join()
-        .expect("reader");
-    assert_eq!(reads, [3, 0]);
+        .expect("spawn");
+    // Let the reader find the socket empty and park first.
+    std::thread::sleep(Duration::from_millis(20));
+    client.write_all(b"xyz").expect("write");
+    drop(client);
+    assert_eq!(reader.join().expect("reader"), [3, 0]);
 }

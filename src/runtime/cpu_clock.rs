@@ -16,7 +16,11 @@
 //! run that spans a tick boundary counts one tick, one that does not counts
 //! none. Over many runs this is an unbiased estimate of the time run (a run
 //! of length `d` crosses a boundary with probability `d / tick`), and for a
-//! spinning instance it is exact: its slices end at tick boundaries.
+//! spinning instance it is exact: its slices end at tick boundaries. While
+//! the ticks are coarse (`shoal_scheduler::ticks_are_coarse`: nothing is
+//! being preempted) the epoch advances `COARSE_STRIDE` ticks at a time, so
+//! a run spanning one of those steps counts that many: still unbiased,
+//! four times coarser.
 //!
 //! Outside a green thread of a runtime (a plain OS thread, or a green thread
 //! of an executor without the runtime's hook) there is no per-thread CPU

@@ -17,7 +17,10 @@
 //! checks and waits for the fd's readiness.
 //!
 //! Reading the fd directly bypasses the wrapper's readiness cache, which is
-//! harmless: the wrapper always tries its operation before it waits.
+//! harmless: such a read only takes data, so the cache can at worst say
+//! "ready" for an empty socket, and the wrapper's next read then gets
+//! `EAGAIN` and waits. (The cache says "not ready" only after a read found
+//! the socket empty; any data arriving after that raises a new event.)
 
 use super::abi::{fdflags, rights, sock};
 use super::errno::{CallError, CallResult, Errno};
