@@ -444,7 +444,8 @@ impl<S: AsRawFd> Registered<S> {
         let (Some(task), Some(worker)) = (current_task(), current_worker()) else {
             return self.op_with(Direction::Read, op);
         };
-        if let Some(token) = self.registered_token(worker) {
+        let registered = self.registered_token(worker);
+        if let Some(token) = registered {
             if worker.io().borrow_mut().is_ready(token, Direction::Read) == Some(false) {
                 if task.is_cancelled() {
                     return Err(yield_cancelled(task));
@@ -459,7 +460,8 @@ impl<S: AsRawFd> Registered<S> {
                 // slot not ready, and the registration itself reports data
                 // that came after the read. Failing to register only loses
                 // the shortcut: the next read tries first.
-                if let Ok(token) = self.token_on(worker) {
+                let token = registered.map_or_else(|| self.token_on(worker).ok(), Some);
+                if let Some(token) = token {
                     worker.io().borrow_mut().clear_readable_data(token);
                 }
             }
