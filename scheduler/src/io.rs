@@ -55,17 +55,19 @@ pub(crate) enum Direction {
     Write,
 }
 
-/// The readiness bit a short read leaves set: the source reported end of
-/// stream or an error, which every later read sees at once (with no new
-/// event to say so).
+/// Readiness bits of a slot. `READ_CLOSED` is the one a short read leaves
+/// set: the source reported end of stream or an error, which every later
+/// read sees at once (with no new event to say so).
+const READABLE: u8 = 1;
+const WRITABLE: u8 = 2;
 const READ_CLOSED: u8 = 4;
 
 impl Direction {
     /// The readiness bits that let a wait in this direction return.
     fn bit(self) -> u8 {
         match self {
-            Direction::Read => 1 | READ_CLOSED,
-            Direction::Write => 2,
+            Direction::Read => READABLE | READ_CLOSED,
+            Direction::Write => WRITABLE,
         }
     }
 
@@ -192,18 +194,19 @@ impl IoTable {
             return;
         };
         let error = event.is_error();
-        if event.is_readable() || event.is_read_closed() || error {
-            slot.readiness |= if event.is_read_closed() || error {
-                Direction::Read.bit()
+        let read_closed = event.is_read_closed() || error;
+        if event.is_readable() || read_closed {
+            slot.readiness |= if read_closed {
+                READABLE | READ_CLOSED
             } else {
-                Direction::Read.bit() & !READ_CLOSED
+                READABLE
             };
             for task in slot.readers.drain(..) {
                 Task::unpark(&task);
             }
         }
         if event.is_writable() || event.is_write_closed() || error {
-            slot.readiness |= Direction::Write.bit();
+            slot.readiness |= WRITABLE;
             for task in slot.writers.drain(..) {
                 Task::unpark(&task);
             }
@@ -225,7 +228,7 @@ impl IoTable {
     /// already seen stays (`READ_CLOSED`).
     fn clear_readable_data(&mut self, token: usize) {
         if let Some(slot) = self.slot(token) {
-            slot.readiness &= !(Direction::Read.bit() & !READ_CLOSED);
+            slot.readiness &= !READABLE;
         }
     }
 

@@ -175,9 +175,7 @@ impl TcpStream {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.get_ref().take_error()
     }
-}
 
-impl TcpStream {
     /// Reads into `buf` without taking the data from the socket, parking
     /// until some is there (or end of stream, or an error).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
