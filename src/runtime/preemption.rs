@@ -207,9 +207,7 @@ impl Preemption {
             && cpu_clock::wakes_this_run().is_some_and(|wakes| wakes < 2)
         {
             // Step 4: a coarse tick's jump, not a spent slice.
-            return Ok(UpdateDeadline::Continue(
-                clock.next_deadline(now, policy.timeslice_ticks.saturating_add(GRACE)),
-            ));
+            return Ok(UpdateDeadline::Continue(clock.fresh_slice(now)));
         }
         shoal_scheduler::request_fine_ticks();
         // With statistics: the slice's end, recorded now.

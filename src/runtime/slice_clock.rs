@@ -91,6 +91,12 @@ impl SliceClock {
         }
     }
 
+    /// The deadline (ticks from now) of a whole slice starting now, mid-tick
+    /// (so with the grace tick), capped by the budget.
+    pub(crate) fn fresh_slice(&self, now: u64) -> u64 {
+        self.next_deadline(now, self.policy.timeslice_ticks.saturating_add(GRACE))
+    }
+
     /// The deadline (ticks from now) for the rest of the current slice,
     /// plus the grace tick a slice resumed mid-tick gets, capped by the
     /// budget; `None` when the slice is used up (at CPU time `now`).
@@ -110,7 +116,7 @@ impl SliceClock {
         if deadline.is_null() || shoal_scheduler::is_cancelled() {
             return;
         }
-        let ticks = self.next_deadline(now, self.policy.timeslice_ticks.saturating_add(GRACE));
+        let ticks = self.fresh_slice(now);
         if ticks == 0 {
             return;
         }
