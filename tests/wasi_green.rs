@@ -216,7 +216,6 @@ fn first_event(subscriptions: &[[u8; 48]]) -> String {
     )
 }
 
-/// A connected pair: (the server end, for the guest; the client end).
 /// A context with two connected sockets, fds 3 and 4: one from std, one
 /// from the scheduler (as the server hands connections in); and their
 /// clients.

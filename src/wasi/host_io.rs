@@ -84,8 +84,13 @@ pub fn send_fd(fd: RawFd, buf: &[u8], flags: i32) -> io::Result<usize> {
 /// timeout too long to represent; zero: just check), blocking the OS
 /// thread. Returns how many have events.
 pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
-    shoal_scheduler::io::poll_fds(fds, deadline)
+    shoal_scheduler::io::poll_fds(fds, deadline_in(timeout))
+}
+
+/// The instant `timeout` from now; `None` for no timeout, as for one too
+/// far away to represent.
+fn deadline_in(timeout: Option<Duration>) -> Option<std::time::Instant> {
+    timeout.and_then(|t| std::time::Instant::now().checked_add(t))
 }
 
 /// A `pollfd` for `fd` and `interest`.
@@ -181,9 +186,7 @@ impl WaitSet {
     /// passes (`None`: no timeout). Which fd woke it is not reported:
     /// callers check readiness again with a zero-timeout [`poll_fds`].
     pub fn wait(&self, timeout: Option<Duration>) -> CallResult {
-        // A timeout too far away to represent is no timeout.
-        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
-        shoal_scheduler::io::wait_any(&self.waits, deadline)?;
+        shoal_scheduler::io::wait_any(&self.waits, deadline_in(timeout))?;
         Ok(())
     }
 }
