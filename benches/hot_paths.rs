@@ -14,9 +14,8 @@
 //! - `epoch_check`: a counting loop of 1,000 iterations (one check per
 //!   iteration, on the branch back to the loop header) compiled with epoch
 //!   checks `off`, `on` (deadline never reached: the fast path, one load,
-//!   compare and branch),
-//!   and `slow_path` (deadline always reached: every check calls the
-//!   deadline callback, which lets the call go on).
+//!   compare and branch), and `slow_path` (deadline always reached: every
+//!   check calls the deadline callback, which lets the call go on).
 //! - `memory_reset`: instantiate a module with 16 pages of memory, write
 //!   one byte in each of `dirty` pages, drop the store (the pool resets the
 //!   dirtied pages when the memory goes back): `dirty_pages/0`, `/1`, `/16`.

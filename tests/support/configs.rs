@@ -8,9 +8,8 @@
 //!   callback that answers `Continue(0)`). Every function entry and every
 //!   branch back to a loop header therefore takes the cold path: the epoch
 //!   stub, the `EpochDeadlineReached` libcall, the callback, and back into
-//!   wasm. Any
-//!   register the stub or the libcall fails to preserve shows up as a wrong
-//!   result somewhere in the suite.
+//!   wasm. Any register the stub or the libcall fails to preserve shows up
+//!   as a wrong result somewhere in the suite.
 //!
 //! By default the runner uses [`SpecConfig::DEFAULT`]; `SHOAL_SPEC_STRATEGY`
 //! picks others (see [`SpecConfig::parse_list`]).

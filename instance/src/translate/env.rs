@@ -265,9 +265,9 @@ impl<'a> FuncEnvironment<'a> {
     /// compare with the deadline, one branch. The deadline lives in a
     /// variable: loaded at entry and reloaded after every call that can
     /// reach an epoch point, the only places it can change (the runtime sets
-    /// it when the instance yields, in
-    /// the cold call here, or when a host function called from wasm sets
-    /// it; nothing may write it concurrently, it is not atomic).
+    /// it when the instance yields, in the cold call here, or when a host
+    /// function called from wasm sets it; nothing may write it
+    /// concurrently, it is not atomic).
     pub(crate) fn epoch_check(&mut self, builder: &mut FunctionBuilder) -> TResult<()> {
         let past = self.epoch_reached(builder, CheckSite::FunctionEntry)?;
         let cold = builder.create_block();

@@ -115,10 +115,9 @@ pub(crate) fn translate_operator(
             state.popn(params.len())?;
             state.pushn(builder.block_params(header));
             // No epoch check here: every branch back to the header checks
-            // on its way (`Operator::Br`, `BrIf`, `BrTable`),
-            // which is the same guarantee (an iteration cannot repeat
-            // unchecked) with the check folded into the back edge, and none
-            // on the first entry.
+            // on its way (`Operator::Br`, `BrIf`, `BrTable`), which is the
+            // same guarantee (an iteration cannot repeat unchecked) with the
+            // check folded into the back edge, and none on the first entry.
             builder.switch_to_block(header);
         }
         Operator::If { blockty } => {
