@@ -39,8 +39,10 @@ struct Args {
     /// row adds its rounds up (for noisy machines).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// Which servers: shoal, native or both.
-    #[arg(long, default_value = "both", value_parser = ["shoal", "native", "both"])]
+    /// Which servers: shoal, native, both, no-wasm (diagnostic: Shoal's
+    /// runtime with a Rust echo loop per connection instead of wasm) or all.
+    #[arg(long, default_value = "both",
+          value_parser = clap::builder::PossibleValuesParser::new(echo::SERVER_CHOICES))]
     server: String,
     /// Shoal's epoch tick (and timeslice), e.g. 1ms [default: 250us].
     #[arg(long, value_parser = parse_duration)]
@@ -72,11 +74,7 @@ fn seconds(s: f64) -> Result<Duration, String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let servers = match args.server.as_str() {
-        "shoal" => vec![EchoServer::Shoal],
-        "native" => vec![EchoServer::Native],
-        _ => vec![EchoServer::Native, EchoServer::Shoal],
-    };
+    let servers = EchoServer::selection(&args.server).unwrap_or_default();
     let config = EchoConfig {
         connections: args.connections,
         servers,

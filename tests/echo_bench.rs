@@ -3,7 +3,7 @@
 //! generator checks every byte), Shoal uses one instance per connection,
 //! and the report prints as a table and as JSON lines.
 
-use shoal::bench::echo::{self, EchoConfig, EchoError, EchoServer, NATIVE, SHOAL};
+use shoal::bench::echo::{self, EchoConfig, EchoError, EchoServer, GREEN, NATIVE, SHOAL};
 use std::time::Duration;
 
 #[test]
@@ -52,6 +52,36 @@ fn short_run_of_both_servers() {
         assert!(line.contains("\"requests_per_sec\":") && line.contains("\"lat_p99_us\":"));
         assert!(line.ends_with('}'), "{line}");
     }
+}
+
+/// The diagnostic server without wasm (a Rust echo loop on a green thread
+/// per connection) answers every request too, and its rows get a share of
+/// native's in the table.
+#[test]
+fn the_server_without_wasm_echoes_every_byte() {
+    let config = EchoConfig {
+        connections: vec![200],
+        servers: EchoServer::selection("all").expect("a known selection"),
+        duration: Duration::from_millis(300),
+        warmup: Duration::from_millis(100),
+        payload: 100,
+        workers: Some(2),
+        client_threads: 2,
+        ..EchoConfig::default()
+    };
+    let report = echo::run(&config).expect("the benchmark runs");
+    let names: Vec<&str> = report.rows.iter().map(|r| r.server).collect();
+    assert_eq!(names, [NATIVE, GREEN, SHOAL]);
+    let green = report.row(GREEN, 200).expect("a row");
+    assert!(green.requests > 0 && green.errors == 0, "{green:?}");
+    assert!(report.ratio_to_native(GREEN, 200).is_some_and(|r| r > 0.0));
+    let table = report.to_string();
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(GREEN))
+        .expect("a table line");
+    assert!(line.trim_end().ends_with('%'), "{table}");
+    assert_eq!(EchoServer::selection("neither"), None);
 }
 
 #[test]

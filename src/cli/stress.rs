@@ -165,8 +165,11 @@ enum Workload {
         /// Client threads.
         #[arg(long, default_value_t = 1)]
         client_threads: usize,
-        /// Which servers: shoal, native or both.
-        #[arg(long, default_value = "both", value_parser = ["shoal", "native", "both"])]
+        /// Which servers: shoal, native, both, no-wasm (diagnostic: Shoal's
+        /// runtime with a Rust echo loop per connection instead of wasm) or
+        /// all.
+        #[arg(long, default_value = "both",
+              value_parser = clap::builder::PossibleValuesParser::new(echo::SERVER_CHOICES))]
         server: String,
     },
 }
@@ -266,11 +269,7 @@ pub fn stress(args: StressArgs) -> Result<ExitCode, CliError> {
                 g,
                 EchoConfig {
                     connections,
-                    servers: match server.as_str() {
-                        "shoal" => vec![EchoServer::Shoal],
-                        "native" => vec![EchoServer::Native],
-                        _ => vec![EchoServer::Native, EchoServer::Shoal],
-                    },
+                    servers: EchoServer::selection(&server).unwrap_or_default(),
                     duration,
                     warmup,
                     payload,

@@ -26,7 +26,11 @@
 //! 1. The server starts on a loopback port with `workers` threads: Shoal's
 //!    runtime with that many workers, serving `examples/echo.wat` with a
 //!    fresh instance per connection (`shoal_server.rs`), or the native
-//!    server with that many mio event loops (`native.rs`).
+//!    server with that many mio event loops (`native.rs`). A third server,
+//!    for diagnosis only ([`EchoServer::Green`], row `shoal-no-wasm`), runs
+//!    Shoal's runtime with a plain Rust echo loop on a green thread per
+//!    connection (`green_server.rs`): it tells the cost of green threads
+//!    and the scheduler's I/O from that of the wasm instance and WASI.
 //! 2. The load generator (`load.rs`) opens the connections from
 //!    `client_threads` threads and runs closed-loop ping-pong on every
 //!    connection: send `payload` bytes, read the echo back in full, check
@@ -49,6 +53,7 @@
 //! `load.rs`), so 10,000 connections fit under a 20,000-file limit.
 
 mod error;
+mod green_server;
 mod load;
 mod native;
 mod report;
@@ -58,6 +63,7 @@ pub use error::EchoError;
 pub use report::{EchoReport, EchoRow};
 pub use shoal_server::ECHO_WAT;
 
+use green_server::GreenEchoServer;
 use native::NativeEchoServer;
 use shoal_instance::MemoryStrategy;
 use shoal_server::ShoalEchoServer;
@@ -67,6 +73,8 @@ use std::time::{Duration, Instant};
 pub const SHOAL: &str = "shoal";
 /// The name of the native server's rows.
 pub const NATIVE: &str = "native-mio";
+/// The name of the rows of the green-thread server without wasm.
+pub const GREEN: &str = "shoal-no-wasm";
 
 /// How long a server may take to see every client's end of stream after a
 /// run before it is stopped anyway.
@@ -84,14 +92,35 @@ pub enum EchoServer {
     Shoal,
     /// A native mio echo server.
     Native,
+    /// Diagnostic: Shoal's runtime with a Rust echo loop on a green thread
+    /// per connection, no wasm (`green_server.rs`).
+    Green,
 }
 
+/// The names [`EchoServer::selection`] accepts, for command lines.
+pub const SERVER_CHOICES: &[&str] = &["both", "shoal", "native", "no-wasm", "all"];
+
 impl EchoServer {
-    /// The row name: [`SHOAL`] or [`NATIVE`].
+    /// The servers a command line names: `shoal`, `native`, `no-wasm`,
+    /// `both` (native and Shoal) or `all` (the three).
+    pub fn selection(name: &str) -> Option<Vec<EchoServer>> {
+        use EchoServer::*;
+        Some(match name {
+            "shoal" => vec![Shoal],
+            "native" => vec![Native],
+            "no-wasm" => vec![Green],
+            "both" => vec![Native, Shoal],
+            "all" => vec![Native, Green, Shoal],
+            _ => return None,
+        })
+    }
+
+    /// The row name: [`SHOAL`], [`NATIVE`] or [`GREEN`].
     pub fn name(self) -> &'static str {
         match self {
             EchoServer::Shoal => SHOAL,
             EchoServer::Native => NATIVE,
+            EchoServer::Green => GREEN,
         }
     }
 }
@@ -246,6 +275,10 @@ fn measure(
             config.epoch_tick,
         )?),
         EchoServer::Native => Started::Native(NativeEchoServer::start(config.server_threads())?),
+        EchoServer::Green => Started::Green(GreenEchoServer::start(
+            config.server_threads(),
+            config.epoch_tick,
+        )?),
     };
     let spec = load::LoadSpec {
         server: server.name(),
@@ -315,6 +348,7 @@ fn make_row(
 enum Started {
     Shoal(ShoalEchoServer),
     Native(NativeEchoServer),
+    Green(GreenEchoServer),
 }
 
 impl Started {
@@ -322,6 +356,7 @@ impl Started {
         match self {
             Started::Shoal(s) => s.local_addr(),
             Started::Native(s) => s.local_addr(),
+            Started::Green(s) => s.local_addr(),
         }
     }
 
@@ -329,13 +364,14 @@ impl Started {
         match self {
             Started::Shoal(s) => s.live_connections(),
             Started::Native(s) => s.live_connections(),
+            Started::Green(s) => s.live_connections(),
         }
     }
 
     fn instance_counts(&self) -> (u64, u64) {
         match self {
             Started::Shoal(s) => (s.failed_instances(), s.instances()),
-            Started::Native(_) => (0, 0),
+            Started::Native(_) | Started::Green(_) => (0, 0),
         }
     }
 
@@ -343,6 +379,7 @@ impl Started {
         match self {
             Started::Shoal(s) => s.stop(Duration::ZERO),
             Started::Native(s) => s.stop(),
+            Started::Green(s) => s.stop(),
         }
     }
 }

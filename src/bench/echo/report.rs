@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 /// The figures of one server at one connection count.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EchoRow {
-    /// `"shoal"` or `"native-mio"`.
+    /// `"shoal"`, `"native-mio"` or `"shoal-no-wasm"`.
     pub server: &'static str,
     /// Concurrent client connections.
     pub connections: usize,
@@ -95,9 +95,15 @@ impl EchoReport {
     /// Shoal's throughput as a fraction of the native server's at
     /// `connections`, if both were measured.
     pub fn throughput_ratio(&self, connections: usize) -> Option<f64> {
-        let shoal = self.row(super::SHOAL, connections)?;
+        self.ratio_to_native(super::SHOAL, connections)
+    }
+
+    /// The throughput of the rows named `server` as a fraction of the
+    /// native server's at `connections`, if both were measured.
+    pub fn ratio_to_native(&self, server: &str, connections: usize) -> Option<f64> {
+        let row = self.row(server, connections)?;
         let native = self.row(super::NATIVE, connections)?;
-        (native.requests_per_sec > 0.0).then(|| shoal.requests_per_sec / native.requests_per_sec)
+        (native.requests_per_sec > 0.0).then(|| row.requests_per_sec / native.requests_per_sec)
     }
 
     /// One JSON object per line.
@@ -106,12 +112,13 @@ impl EchoReport {
     }
 }
 
-/// A readable table, with Shoal's throughput as a share of native's.
+/// A readable table, with each other server's throughput as a share of
+/// native's.
 impl fmt::Display for EchoReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<11} {:>7} {:>12} {:>13} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
+            "{:<13} {:>7} {:>12} {:>13} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
             "server",
             "conns",
             "requests",
@@ -124,13 +131,13 @@ impl fmt::Display for EchoReport {
             "vs native"
         )?;
         for row in &self.rows {
-            let ratio = match (row.server, self.throughput_ratio(row.connections)) {
-                (super::SHOAL, Some(r)) => format!("{:.1}%", r * 100.0),
+            let ratio = match self.ratio_to_native(row.server, row.connections) {
+                Some(r) if row.server != super::NATIVE => format!("{:.1}%", r * 100.0),
                 _ => String::new(),
             };
             writeln!(
                 f,
-                "{:<11} {:>7} {:>12} {:>13.0} {:>9.1} {:>9.1} {:>9.1} {:>9.0} {:>7} {:>8}",
+                "{:<13} {:>7} {:>12} {:>13.0} {:>9.1} {:>9.1} {:>9.1} {:>9.0} {:>7} {:>8}",
                 row.server,
                 row.connections,
                 row.requests,
