@@ -19,6 +19,11 @@
 //! - `memory_reset`: instantiate a module with 16 pages of memory, write
 //!   one byte in each of `dirty` pages, drop the store (the pool resets the
 //!   dirtied pages when the memory goes back): `dirty_pages/0`, `/1`, `/16`.
+//! - `host_call`: a wasm loop calling an import 1,000 times, time per
+//!   call. `empty`: a host function that does nothing (the trampoline and
+//!   host-call shims alone); `wasi_fd_write`: WASI `fd_write` of one 64-byte
+//!   iovec to a null stdout (argument checks, the guest's iovec table, the
+//!   descriptor table: what every WASI read or write pays besides its I/O).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shoal::runtime::{host, Runtime};
@@ -52,6 +57,24 @@ const YIELDER: &str = r#"(module
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $again)))
     (local.get $i)))"#;
+
+const CALLER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "env" "empty" (func $empty))
+  (memory (export "memory") 1 1)
+  (func (export "writes") (param $n i32) (result i32)
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 64))
+    (loop $again
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
+      (br_if $again (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (i32.load (i32.const 16)))
+  (func (export "empties") (param $n i32) (result i32)
+    (loop $again
+      (call $empty)
+      (br_if $again (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (local.get $n)))"#;
 
 const DIRTY: &str = r#"(module
   (memory (export "memory") 16 16)
@@ -233,5 +256,36 @@ fn memory_reset(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, switch, spawn, epoch_check, memory_reset);
+fn host_call(c: &mut Criterion) {
+    const CALLS: u64 = 1_000;
+    let mut group = c.benchmark_group("host_call");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(CALLS));
+    let engine = engine(false);
+    let module = Module::new(&engine, CALLER).expect("compile");
+    let mut linker = Linker::<shoal::wasi::WasiCtx>::new(&engine);
+    shoal::wasi::add_to_linker(&mut linker, |ctx| ctx).expect("WASI");
+    linker
+        .func_wrap("env", "empty", || {})
+        .expect("define env.empty");
+    let pre = linker.instantiate_pre(&module).expect("link");
+    let ctx = shoal::wasi::WasiCtx::builder()
+        .build()
+        .expect("WASI context");
+    let mut store = Store::new(&engine, ctx);
+    let instance = pre.instantiate(&mut store).expect("instantiate");
+    for (name, export) in [("empty", "empties"), ("wasi_fd_write", "writes")] {
+        let run = instance
+            .get_typed_func::<(i32,), i32>(&store, export)
+            .expect("export");
+        group.bench_function(name, |b| {
+            b.iter(|| run.call(&mut store, (CALLS as i32,)).expect("call"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, switch, spawn, epoch_check, memory_reset, host_call);
 criterion_main!(benches);
