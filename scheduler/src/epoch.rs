@@ -48,9 +48,7 @@
 //!    through its timeslice; an I/O-bound server, whose green threads park
 //!    after a few microseconds, needs none. So:
 //!    - A green thread preempted because it really used its timeslice
-//!      calls [`request_fine_ticks`] (the runtime's policy asks at the
-//!      second preemption in one run, since a single one may come from
-//!      the worker thread being stopped under a short run). The next ticker to wake sees the
+//!      calls [`request_fine_ticks`]. The next ticker to wake sees the
 //!      request and wakes at every tick from then on, until [`FINE_HOLD`]
 //!      after the last request; each other ticker joins it when its own
 //!      coarse sleep ends (at most `COARSE_STRIDE` × tickers ticks).
@@ -70,8 +68,7 @@
 //!
 //!    The cost: after a quiet spell, the first green thread to spin runs up
 //!    to two coarse intervals (2 ms at the default 250 µs tick) before it
-//!    is preempted, and with the runtime's policy as long again before the
-//!    ticks turn fine.
+//!    is preempted; from then on the ticks are fine again.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -36,27 +36,15 @@
 //!    (so it may have run for only a moment), it keeps running:
 //!    `Continue(timeslice + grace)`. An instance that really spins sees
 //!    the second wake-up at most two coarse intervals after it started.
-//! 5. **Yield.** Otherwise it calls `shoal_scheduler::try_yield_now()`:
-//!    the green thread goes to the back of its worker's run queue, and the
-//!    worker runs the others (the switch hook swaps the trap state out and
-//!    in). That never unwinds; if it reports `Cancelled`, step 1 applies.
-//!    Back from the queue, a new slice starts: `Continue(timeslice)`
-//!    (capped by the budget left), and the instance's [`SliceClock`] notes
-//!    that it was preempted in this run (the switch hook clears that at
-//!    every other resume, after a park or a yield of its own).
-//!
-//!    **Fine ticks.** If the instance had already been preempted in this
-//!    run, it spins, and before yielding it asks for fine ticks
-//!    (`shoal_scheduler::request_fine_ticks`), so that it and the next
-//!    ones are preempted on time. One preemption alone proves nothing: a
-//!    run that lasted a few microseconds of CPU reaches its deadline too
-//!    when its worker thread was stopped under it (a virtual CPU
-//!    descheduled by the hypervisor, or the OS running another thread on
-//!    that CPU). On the development VM the echo benchmark at 1,000
-//!    connections saw a few such runs a second, and asking for fine ticks
-//!    at each (250 ms of them) kept the tickers fine almost all the time
-//!    for instances that never spin. The cost: a spinner after a quiet
-//!    spell is preempted once at coarse ticks before they turn fine.
+//! 5. **Yield.** Otherwise it asks for fine ticks
+//!    (`shoal_scheduler::request_fine_ticks`), so that this instance and
+//!    the next ones are preempted on time, and
+//!    `shoal_scheduler::try_yield_now()`: the green
+//!    thread goes to the back of its worker's run queue, and the worker
+//!    runs the others (the switch hook swaps the trap state out and in).
+//!    That never unwinds; if it reports `Cancelled`, step 1 applies. Back
+//!    from the queue, a new slice starts: `Continue(timeslice)` (capped by
+//!    the budget left).
 //!
 //! The budget is only checked at deadlines, so an instance overruns it by
 //! at most one timeslice.
@@ -221,9 +209,7 @@ impl Preemption {
             // Step 4: a coarse tick's jump, not a spent slice.
             return Ok(UpdateDeadline::Continue(clock.fresh_slice(now)));
         }
-        if clock.preempted_in_this_run() {
-            shoal_scheduler::request_fine_ticks();
-        }
+        shoal_scheduler::request_fine_ticks();
         // With statistics: the slice's end, recorded now.
         let preempted_at = self.stats.as_ref().map(|(cell, slice_began)| {
             let at = Instant::now();
@@ -238,7 +224,6 @@ impl Preemption {
         }
         let now = cpu_clock::now();
         self.clock().slice_start.set(now);
-        self.clock().note_preempted();
         if let (Some((cell, slice_began)), Some(preempted_at)) = (&mut self.stats, preempted_at) {
             let resumed = Instant::now();
             if let Ok(mut s) = cell.lock() {

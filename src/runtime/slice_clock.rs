@@ -26,10 +26,7 @@
 //!    green-local value (the previous value is restored when it is dropped:
 //!    runs nest), with the address of the store's epoch deadline.
 //! 3. On every resume of the green thread, the switch hook calls
-//!    [`on_resume`] with the green thread's CPU clock. It clears the note
-//!    that the instance was preempted in this run (the deadline callback
-//!    sets it again when the resume is its own, after a preemption; see
-//!    `preemption.rs`, step 5). Unless the green
+//!    [`on_resume`] with the green thread's CPU clock. Unless the green
 //!    thread is cancelled or its budget is spent, a new slice starts:
 //!    `slice_start` = now, and the deadline becomes `now + timeslice +
 //!    grace` (capped by the budget left), never moving backwards. The grace
@@ -55,12 +52,6 @@ pub(crate) struct SliceClock {
     pub(crate) slice_start: Cell<u64>,
     /// The store's epoch deadline, once [`ResumeRefresh`] is installed.
     deadline: Cell<*mut u64>,
-    /// Set by the deadline callback once it has preempted the instance and
-    /// the instance runs again; cleared at every other resume (after a park
-    /// or a yield of its own). Still set at the next preemption, it shows
-    /// that the instance ran through two timeslices without giving its
-    /// worker up: it spins (see `preemption.rs`, step 5).
-    preempted_in_this_run: Cell<bool>,
 }
 
 impl SliceClock {
@@ -72,7 +63,6 @@ impl SliceClock {
             born: now,
             slice_start: Cell::new(now),
             deadline: Cell::new(std::ptr::null_mut()),
-            preempted_in_this_run: Cell::new(false),
         })))
     }
 
@@ -120,22 +110,8 @@ impl SliceClock {
         Some(self.next_deadline(now, left.saturating_add(GRACE)))
     }
 
-    /// Whether the instance was preempted before in the run that reached
-    /// this deadline (see `preempted_in_this_run`).
-    pub(crate) fn preempted_in_this_run(&self) -> bool {
-        self.preempted_in_this_run.get()
-    }
-
-    /// Notes, back from a preemption, that the run goes on (see
-    /// `preempted_in_this_run`).
-    pub(crate) fn note_preempted(&self) {
-        self.preempted_in_this_run.set(true);
-    }
-
     /// Step 3 of the module docs, at CPU time `now` and epoch `epoch`.
     fn refresh(&self, now: u64, epoch: u64) {
-        // A new run; the callback sets this again after its own yield.
-        self.preempted_in_this_run.set(false);
         let deadline = self.deadline.get();
         if deadline.is_null() || shoal_scheduler::is_cancelled() {
             return;
