@@ -40,21 +40,27 @@ fn recv_on(g: &mut Guest, fd: u32, len: u32, flags: i64) -> Result<Vec<u8>, i32>
     }
 }
 
-#[test]
-fn stream_read_write_peek_waitall_shutdown() {
-    let (server, mut client) = tcp_pair();
-    let mut g = guest_with(Socket::from_std_stream(server).unwrap());
+/// What every socket must do, whatever it is built from: `fd_read` and
+/// `fd_write` both ways, and a peek (`sock_recv` with `RECV_PEEK`) that
+/// leaves the data for the next read.
+fn exchange_and_peek(g: &mut Guest, client: &mut TcpStream) {
     client.write_all(b"ping").unwrap();
     assert_eq!(g.read_fd(3, 64).unwrap(), b"ping");
     assert_eq!(g.write_fd(3, b"pong"), Ok(4));
     let mut buf = [0u8; 4];
     client.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"pong");
-
-    // Peek leaves the data for the next read.
     client.write_all(b"peekaboo").unwrap();
-    assert_eq!(recv(&mut g, 4, 1).unwrap(), b"peek");
-    assert_eq!(recv(&mut g, 64, 0).unwrap(), b"peekaboo");
+    assert_eq!(recv(g, 4, 1).unwrap(), b"peek");
+    assert_eq!(recv(g, 64, 1).unwrap(), b"peekaboo");
+    assert_eq!(recv(g, 64, 0).unwrap(), b"peekaboo");
+}
+
+#[test]
+fn stream_read_write_peek_waitall_shutdown() {
+    let (server, mut client) = tcp_pair();
+    let mut g = guest_with(Socket::from_std_stream(server).unwrap());
+    exchange_and_peek(&mut g, &mut client);
 
     // Wait-all gathers data sent in pieces.
     let sender = std::thread::spawn(move || {
@@ -153,18 +159,7 @@ fn scheduler_stream_supports_every_operation() {
     let (server, mut client) = tcp_pair();
     let stream = shoal::scheduler::net::TcpStream::from_std(server).unwrap();
     let mut g = guest_with(Socket::from(stream));
-    client.write_all(b"hello").unwrap();
-    assert_eq!(g.read_fd(3, 64).unwrap(), b"hello");
-    assert_eq!(g.write_fd(3, b"world"), Ok(5));
-    let mut buf = [0u8; 5];
-    client.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"world");
-
-    // Peek leaves the data for the next recv, twice over.
-    client.write_all(b"peekaboo").unwrap();
-    assert_eq!(recv(&mut g, 4, 1).unwrap(), b"peek");
-    assert_eq!(recv(&mut g, 64, 1).unwrap(), b"peekaboo");
-    assert_eq!(recv(&mut g, 64, 0).unwrap(), b"peekaboo");
+    exchange_and_peek(&mut g, &mut client);
     // A blocking peek on an empty socket waits for data.
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));

@@ -355,6 +355,11 @@ impl Default for StoreLimits {
 pub struct StoreOpaque {
     pub(crate) id: StoreId,
     pub(crate) engine: Engine,
+    /// The stack limit and epoch deadline compiled code reads. A block of
+    /// its own, not a field: compiled code, and the runtime's switch hook
+    /// while the store's green thread is suspended, write the deadline
+    /// through raw pointers while a `&mut` to the store may be live in a
+    /// host call's frame; a field would sit inside that borrow.
     limits: RawBox<VMRuntimeLimits>,
     pub(crate) instances: SmallVec<[RawBox<InstanceData>; 1]>,
     /// VMContext start address → instance index, to map funcref pointers
