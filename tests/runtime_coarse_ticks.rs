@@ -7,13 +7,32 @@
 //! running beside this one would keep the ticks fine. Its tests take turns
 //! (`ONE_AT_A_TIME`) for the same reason.
 
-use shoal::runtime::Runtime;
-use shoal::{Linker, TrapKind};
+use shoal::runtime::{Runtime, TypedTemplate};
+use shoal::{Linker, Module, TrapKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The `spin` export of `module`, once the ticks are coarse (no instance
+/// runs yet).
+fn spin_when_coarse(
+    runtime: &Runtime,
+    module: &Module,
+    linker: &Linker<()>,
+) -> TypedTemplate<(), i32, i32> {
+    let spin = runtime
+        .template(module, linker, "spin")
+        .expect("template")
+        .typed::<i32, i32>()
+        .expect("typed");
+    assert!(
+        wait_for_ticks(true),
+        "no instance runs, yet the ticks stay fine"
+    );
+    spin
+}
 
 /// Waits up to 10 s for `ticks_are_coarse() == coarse`.
 fn wait_for_ticks(coarse: bool) -> bool {
@@ -40,16 +59,7 @@ fn ticks_are_fine_only_while_an_instance_spins() {
         )
         .expect("compile");
     let linker = Linker::<()>::new(runtime.engine());
-    let spin = runtime
-        .template(&module, &linker, "spin")
-        .expect("template")
-        .typed::<i32, i32>()
-        .expect("typed");
-
-    assert!(
-        wait_for_ticks(true),
-        "no instance runs, yet the ticks stay fine"
-    );
+    let spin = spin_when_coarse(&runtime, &module, &linker);
     let (wakes, started) = (shoal::scheduler::ticker_wakes(), Instant::now());
     std::thread::sleep(Duration::from_millis(50));
     let coarse_wakes = shoal::scheduler::ticker_wakes() - wakes;
@@ -104,16 +114,7 @@ fn a_crowd_of_spinners_turns_the_ticks_fine_at_its_first_preemption() {
             s.fetch_add(1, Ordering::AcqRel);
         })
         .expect("started");
-    let spin = runtime
-        .template(&module, &linker, "spin")
-        .expect("template")
-        .typed::<i32, i32>()
-        .expect("typed");
-
-    assert!(
-        wait_for_ticks(true),
-        "no instance runs, yet the ticks stay fine"
-    );
+    let spin = spin_when_coarse(&runtime, &module, &linker);
     let spinners: Vec<_> = (0..CROWD)
         .map(|i| spin.spawn(i as i32).expect("spawn"))
         .collect();

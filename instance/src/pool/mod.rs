@@ -773,16 +773,21 @@ mod tests {
         unsafe { pools.release_memory(class, again, 0) };
     }
 
-    #[test]
-    fn cold_releases_are_discarded_in_runs() {
-        let pools = Pools::new(
+    /// `Checked` pools that keep no slot warm: every release is discarded.
+    fn pools_without_warm_slots() -> Arc<Pools> {
+        Pools::new(
             MemoryStrategy::Checked,
             &PoolingConfig {
                 warm_memories_per_thread: 0,
                 memory_slab_size: 1 << 30,
                 ..PoolingConfig::default()
             },
-        );
+        )
+    }
+
+    #[test]
+    fn cold_releases_are_discarded_in_runs() {
+        let pools = pools_without_warm_slots();
         let slots: Vec<Slot> = (0..200)
             .map(|_| pools.acquire_memory(0, 65536).expect("slot"))
             .collect();
@@ -819,14 +824,7 @@ mod tests {
 
     #[test]
     fn a_thread_carves_a_whole_discard_run_while_others_carve_too() {
-        let pools = Pools::new(
-            MemoryStrategy::Checked,
-            &PoolingConfig {
-                warm_memories_per_thread: 0,
-                memory_slab_size: 1 << 30,
-                ..PoolingConfig::default()
-            },
-        );
+        let pools = pools_without_warm_slots();
         let mut mine = vec![pools.acquire_memory(0, 65536).expect("slot")];
         let (carved, carved_rx) = std::sync::mpsc::channel();
         let (done, done_rx) = std::sync::mpsc::channel::<()>();
