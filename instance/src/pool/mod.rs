@@ -10,7 +10,8 @@
 //!   `Budget`s that enforce [`PoolingConfig`]'s limits.
 //! - **A per-thread cache** in front of it (`LocalPool`, in a
 //!   thread-local, one per engine the thread has used): a few *warm* memory
-//!   slots per size class, a few *cold* ones, and unused limit permissions.
+//!   slots per size class, *cold* ones (up to a run of fresh ones, see
+//!   [`Pools::run_slots`]), and unused limit permissions.
 //!   The hot path (instantiate, drop) touches only this cache; the shared
 //!   lists are locked once per `BATCH` slots, never per instance.
 //! - **Per-thread block caches** (`blocks.rs`) for VMContexts and table
@@ -101,14 +102,16 @@ pub(crate) const CHECKED_CLASSES: usize = 17;
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Cold releases of adjacent `Checked` slots up to this size are returned to
-/// the kernel with one `madvise` per run of up to [`MAX_COALESCED`] slots.
+/// the kernel with one `madvise` per run (see [`Pools::run_slots`]).
 const MAX_COALESCED_SLOT: usize = 16 << 20;
+
+/// The most slots in one run.
 const MAX_COALESCED: usize = 256;
 
-/// Fresh `Checked` slots that can be discarded in runs are carved this
-/// many bytes at a time (at least [`BATCH`] slots, at most
-/// [`MAX_COALESCED`]), so that one thread's releases make long runs.
-const CARVE_BYTES: usize = 16 << 20;
+/// The bytes of one run, when that makes at least [`BATCH`] slots: fresh
+/// slots are carved a run at a time, and a thread's released slots wait at
+/// most a run's worth of memory before they are discarded.
+const RUN_BYTES: usize = 16 << 20;
 
 /// A memory slot: its base address and, for `Guarded`, how many bytes from
 /// the base are readable and writable (always 0 for `Checked`, whose slots
@@ -199,6 +202,19 @@ impl Pools {
         match self.strategy {
             MemoryStrategy::Guarded => GUARDED_RESERVATION,
             MemoryStrategy::Checked => (WASM_PAGE_SIZE as usize) << class,
+        }
+    }
+
+    /// Slots in one run of `class`: carved at once, and discarded with one
+    /// `madvise` when released together. [`RUN_BYTES`] worth, between
+    /// [`BATCH`] and [`MAX_COALESCED`] slots; [`BATCH`] for slots too large
+    /// to be discarded in runs.
+    fn run_slots(&self, class: usize) -> usize {
+        let slot_bytes = self.slot_bytes(class);
+        if self.strategy == MemoryStrategy::Checked && slot_bytes <= MAX_COALESCED_SLOT {
+            (RUN_BYTES / slot_bytes).clamp(BATCH, MAX_COALESCED)
+        } else {
+            BATCH
         }
     }
 
@@ -311,8 +327,10 @@ impl Pools {
         }
     }
 
-    /// Moves up to [`BATCH`] free slots of `class` into `out`: from the
-    /// engine-wide list, else new ones from a slab or new reservations.
+    /// Moves free slots of `class` into `out`: up to [`BATCH`] from the
+    /// engine-wide list, else new ones, a run of them
+    /// ([`run_slots`](Self::run_slots)) carved from a slab, or a new
+    /// reservation.
     fn refill(&self, class: usize, out: &mut Vec<Slot>) -> Result<()> {
         let mut shared = self.classes[class].lock();
         let n = shared.free.len().min(BATCH);
@@ -367,19 +385,16 @@ impl Pools {
                 // ascending order: instances created one after the other get
                 // adjacent slots, whose releases coalesce (`discard_later`).
                 //
-                // Slots small enough to be discarded in runs are carved up
-                // to a whole run at a time: with several threads carving in
-                // turn, 16-slot batches capped a thread's runs at 16 slots.
-                // The teardown of 10,000 one-page instances on two workers
-                // made 459 `madvise` calls that way, and 85 with runs of
-                // 256 (each call interrupts the other workers to flush their
-                // TLBs, which costs tens of microseconds on a VM).
+                // A whole run at a time: with several threads carving 16
+                // slots at a time in turn, a thread's slots were adjacent
+                // mostly 16 by 16 only, and so were the runs its releases
+                // were discarded in. The teardown of 10,000 one-page
+                // instances on two workers made 459 `madvise` calls that
+                // way, and 82 with runs of 256 (each call interrupts the
+                // other workers to flush their TLBs, which costs tens of
+                // microseconds on a VM).
                 let first = out.len();
-                let batch = if slot_bytes <= MAX_COALESCED_SLOT {
-                    (CARVE_BYTES / slot_bytes).clamp(BATCH, MAX_COALESCED)
-                } else {
-                    BATCH
-                };
+                let batch = self.run_slots(class);
                 while out.len() - first < batch && shared.carve_next < shared.carve_end {
                     out.push(Slot {
                         base: shared.carve_next,
@@ -609,7 +624,7 @@ impl LocalPool {
                 count: 1,
             };
         }
-        if self.pending[class].count >= MAX_COALESCED {
+        if self.pending[class].count >= pools.run_slots(class) {
             self.flush_pending(pools, class);
         }
     }
@@ -800,14 +815,15 @@ mod tests {
             // SAFETY: from these pools, unused afterwards.
             unsafe { pools.release_memory(0, *slot, 65536) };
         }
-        let discards = OsCalls::thread().since(&before).madvise;
-        assert!(
-            discards <= 4,
-            "{discards} madvise calls for 200 adjacent slots"
-        );
+        // Taking slots again discards the run still pending.
         let again: Vec<Slot> = (0..200)
             .map(|_| pools.acquire_memory(0, 65536).expect("slot"))
             .collect();
+        let discards = OsCalls::thread().since(&before).madvise;
+        assert!(
+            (1..=4).contains(&discards),
+            "{discards} madvise calls for 200 adjacent slots"
+        );
         for slot in &again {
             // SAFETY: as above.
             let bytes = unsafe { std::slice::from_raw_parts(slot.base as *const u8, 65536) };
@@ -825,6 +841,8 @@ mod tests {
     #[test]
     fn a_thread_carves_a_whole_discard_run_while_others_carve_too() {
         let pools = pools_without_warm_slots();
+        let run = pools.run_slots(0);
+        assert_eq!(run, MAX_COALESCED, "one-page slots: a whole 16 MiB run");
         let mut mine = vec![pools.acquire_memory(0, 65536).expect("slot")];
         let (carved, carved_rx) = std::sync::mpsc::channel();
         let (done, done_rx) = std::sync::mpsc::channel::<()>();
@@ -840,14 +858,14 @@ mod tests {
                 unsafe { pools.release_memory(0, slot, 0) };
             });
             carved_rx.recv().expect("the other thread carved");
-            mine.extend((1..MAX_COALESCED).map(|_| pools.acquire_memory(0, 65536).expect("slot")));
+            mine.extend((1..run).map(|_| pools.acquire_memory(0, 65536).expect("slot")));
             done.send(()).expect("send");
         });
         let mut bases: Vec<usize> = mine.iter().map(|s| s.base).collect();
         bases.sort_unstable();
         assert!(
             bases.windows(2).all(|w| w[1] == w[0] + 65536),
-            "this thread's {MAX_COALESCED} slots are not adjacent: {bases:x?}"
+            "this thread's {run} slots are not adjacent: {bases:x?}"
         );
         for slot in &mine {
             // SAFETY: each slot is 64 KiB of writable memory owned here.
@@ -861,8 +879,7 @@ mod tests {
         let discards = OsCalls::thread().since(&before).madvise;
         assert_eq!(
             discards, 1,
-            "{discards} madvise calls for the {MAX_COALESCED} slots one thread \
-             took in a row"
+            "{discards} madvise calls for the {run} slots one thread took in a row"
         );
     }
 
