@@ -107,26 +107,9 @@ impl StoreId {
     }
 }
 
-/// Pushes `value`, growing the vector beyond its inline room by doubling
-/// from there, not from four: a million parked stores should not each keep
-/// room they do not use.
-///
-/// The store's lists are small vectors with room for the usual case inline
-/// (one instance, one memory, a host function or two): a store then makes
-/// no allocation for them, which made instantiating and dropping cheaper
-/// (the teardown of 10,000 parked instances, in `shoal stress yield -k 1`,
-/// was 2-17% faster in four alternating pairs) and a parked instance 195
-/// bytes smaller (5,985 -> 5,790 bytes in `shoal stress idle -n 10000`).
-fn push_compact<A: smallvec::Array>(vec: &mut SmallVec<A>, value: A::Item) {
-    if vec.len() == vec.capacity() {
-        vec.reserve_exact(vec.len().max(1));
-    }
-    vec.push(value);
-}
-
-/// A map from addresses to indices, kept as a sorted vector: 16 bytes an
-/// entry and nothing while empty, where a hash map or B-tree would take a
-/// hundred bytes or more for the one or two entries most stores have.
+/// A map from addresses to indices, kept as a sorted small vector: one
+/// entry inline (most maps of a store hold one or two), 16 bytes an entry
+/// beyond, where a hash map or B-tree would take a hundred bytes or more.
 #[derive(Debug, Default)]
 pub(crate) struct AddrMap {
     entries: SmallVec<[(usize, u32); 1]>,
@@ -138,9 +121,6 @@ impl AddrMap {
         match self.entries.binary_search_by_key(&key, |&(k, _)| k) {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
-                if self.entries.len() == self.entries.capacity() {
-                    self.entries.reserve_exact(self.entries.len().max(1));
-                }
                 self.entries.insert(i, (key, value));
                 None
             }
@@ -351,6 +331,16 @@ impl Default for StoreLimits {
 
 /// The part of a store that does not depend on `T`: what libcalls and the
 /// host-call path see.
+///
+/// Its lists, and the host closures and address maps of [`StoreInner`], are
+/// small vectors with room for the usual case inline (one instance, one
+/// memory, a host function or two): a store then allocates nothing for
+/// them, which made a `yield.wat` instance's `malloc`s 12 instead of 21, a
+/// parked instance 190 bytes smaller (5,984 -> 5,794 bytes in `shoal stress
+/// idle -n 10000`), and the teardown of 10,000 parked instances 2-17%
+/// faster (`shoal stress yield -k 1`, four alternating pairs). Nothing
+/// points into the lists themselves: what compiled code and the runtime
+/// point at (instance data, host function records, definitions) is boxed.
 #[doc(hidden)]
 pub struct StoreOpaque {
     pub(crate) id: StoreId,
@@ -511,7 +501,9 @@ impl<T> Store<T> {
     /// thread parked in one (`shoal_scheduler::set_resume_hints`): the
     /// runtime limits (the epoch deadline, which compiled code reloads
     /// after the call), the store's table of host closures, and that
-    /// table's first entries. Zero where there is nothing yet. A snapshot:
+    /// table's first entries (inside the store, on the table's own line,
+    /// while there are at most two). Zero where there is nothing yet. A
+    /// snapshot:
     /// host functions added later may move the table (ask again). Only
     /// addresses: reading through them is not allowed.
     pub fn resume_hints(&self) -> [usize; 3] {
@@ -793,14 +785,11 @@ impl StoreOpaque {
         // SAFETY: `def` points at a definition slot that lives as long as
         // the store (a VMContext or the RawBox just made).
         unsafe { def.as_ptr().write(vm) };
-        push_compact(
-            &mut self.memories,
-            StoreMemory {
-                memory,
-                def,
-                _owned_def: owned,
-            },
-        );
+        self.memories.push(StoreMemory {
+            memory,
+            def,
+            _owned_def: owned,
+        });
         (self.memories.len() - 1) as u32
     }
 
@@ -828,14 +817,11 @@ impl StoreOpaque {
         };
         // SAFETY: as in `push_memory`.
         unsafe { def.as_ptr().write(vm) };
-        push_compact(
-            &mut self.tables,
-            StoreTable {
-                table,
-                def,
-                _owned_def: owned,
-            },
-        );
+        self.tables.push(StoreTable {
+            table,
+            def,
+            _owned_def: owned,
+        });
         (self.tables.len() - 1) as u32
     }
 
@@ -858,14 +844,11 @@ impl StoreOpaque {
                 )
             }
         };
-        push_compact(
-            &mut self.globals,
-            StoreGlobal {
-                ty,
-                def,
-                _owned_def: owned,
-            },
-        );
+        self.globals.push(StoreGlobal {
+            ty,
+            def,
+            _owned_def: owned,
+        });
         (self.globals.len() - 1) as u32
     }
 
@@ -875,7 +858,7 @@ impl StoreOpaque {
     pub(crate) fn push_instance(&mut self, data: RawBox<InstanceData>) -> u32 {
         let index = self.instances.len() as u32;
         self.vmctx_ranges.insert(data.vmctx_addr(), index);
-        push_compact(&mut self.instances, data);
+        self.instances.push(data);
         index
     }
 
@@ -888,7 +871,7 @@ impl StoreOpaque {
             .iter()
             .any(|&i| Module::same(self.instances[i as usize].module(), module));
         if !known {
-            push_compact(&mut self.modules, index);
+            self.modules.push(index);
         }
         if self.unpatched_host_funcs.is_empty() {
             return;
@@ -925,11 +908,11 @@ impl StoreOpaque {
             .find_map(|&i| host_trampoline_in(self.instances[i as usize].module(), type_id))
         {
             Some(tramp) => record.func_ref.wasm_call = tramp,
-            None => push_compact(&mut self.unpatched_host_funcs, index),
+            None => self.unpatched_host_funcs.push(index),
         }
         let func_ref_addr = std::ptr::addr_of!(record.func_ref) as usize;
         self.host_func_refs.insert(func_ref_addr, index);
-        push_compact(&mut self.host_funcs, record);
+        self.host_funcs.push(record);
         index
     }
 
