@@ -81,13 +81,14 @@ fn accept_loop(listener: &TcpListener, live: &Arc<AtomicUsize>) {
     };
     while let Ok((stream, _)) = listener.accept() {
         live.fetch_add(1, Ordering::AcqRel);
-        let live = live.clone();
+        let handler_live = live.clone();
         // Placed as the Shoal server places its instances.
         let spawned = executor.spawn_near(1, move || {
             echo(stream);
-            live.fetch_sub(1, Ordering::AcqRel);
+            handler_live.fetch_sub(1, Ordering::AcqRel);
         });
         if spawned.is_err() {
+            live.fetch_sub(1, Ordering::AcqRel);
             return;
         }
     }

@@ -41,15 +41,15 @@
 //!    connection end (a Shoal instance returns at end of stream), then it
 //!    stops.
 //!
-//! The two servers take turns: at each connection count they alternate
-//! which goes first, for `rounds` rounds, and each row adds up its rounds,
-//! so that a drift or a burst of other load on the machine does not favour
-//! one.
+//! The servers take turns: at each connection count their order is
+//! reversed every other round, for `rounds` rounds, and each row adds up
+//! its rounds, so that a drift or a burst of other load on the machine does
+//! not favour the first or the last. (With three servers the middle one
+//! stays in the middle.)
 //!
 //! Server and clients share the machine's cores, as in any loopback
 //! benchmark: by default half the cores serve and half run clients. The
-//! figures compare the two servers with each other, under the same
-//! clients. Each client thread has its own descriptor table (see
+//! figures compare the servers with each other, under the same clients. Each client thread has its own descriptor table (see
 //! `load.rs`), so 10,000 connections fit under a 20,000-file limit.
 
 mod error;
@@ -138,7 +138,7 @@ pub struct EchoConfig {
     pub warmup: Duration,
     /// Bytes per request (default 64).
     pub payload: usize,
-    /// Server threads for both servers (default: half the cores, at
+    /// Server threads for every server (default: half the cores, at
     /// least one: the other half runs the clients).
     pub workers: Option<usize>,
     /// Client threads (default: half the cores, at least one).
@@ -147,7 +147,7 @@ pub struct EchoConfig {
     pub memory_strategy: MemoryStrategy,
     /// Measured rounds per row (default 1). With more, the servers take
     /// turns round by round, and each row adds up its rounds: on a noisy
-    /// machine both servers then see the same noise.
+    /// machine the servers then see the same noise.
     pub rounds: usize,
     /// Shoal's epoch tick, which is also its timeslice (default: the
     /// runtime's, 250 µs). A ticker thread wakes once per tick.
