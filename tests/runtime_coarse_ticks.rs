@@ -7,9 +7,9 @@
 //! running beside this one would keep the ticks fine. Its tests take turns
 //! (`ONE_AT_A_TIME`) for the same reason.
 
-use shoal::runtime::{Runtime, TypedTemplate};
-use shoal::{Linker, Module, TrapKind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use shoal::runtime::{host, Runtime, TypedTemplate};
+use shoal::{Linker, Module, Trap, TrapKind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,11 @@ fn ticks_are_fine_only_while_an_instance_spins() {
 /// first (coarse, 1-2 ms) slice. A rule that waited for some spinner's
 /// second preemption left 5,000 spinners per worker on coarse ticks for
 /// longer than a 5 s `preempt` run, and 3,691 of 10,000 starved.
+///
+/// The spinners all wait at a start line (yielding) until every one is
+/// queued; then each notes, as it starts to spin, whether the ticks are
+/// still coarse (on the worker, so the test thread's own delays do not
+/// count): 1 or 2 do, against all 400 under that rule.
 #[test]
 fn a_crowd_of_spinners_turns_the_ticks_fine_at_its_first_preemption() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,32 +104,60 @@ fn a_crowd_of_spinners_turns_the_ticks_fine_at_its_first_preemption() {
     let module = runtime
         .compile(
             r#"(module
-  (import "env" "started" (func $started))
+  (import "env" "ready" (func $ready))
+  (import "env" "spinning" (func $spinning))
   (func (export "spin") (param i32) (result i32)
-    (call $started)
+    (call $ready)
+    (call $spinning)
     (loop $forever (br $forever))
     (local.get 0)))"#,
         )
         .expect("compile");
-    let started = Arc::new(AtomicUsize::new(0));
+    let go = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(AtomicUsize::new(0));
+    // Spinners that started to spin, and those that did while the ticks
+    // were coarse.
+    let spinning = Arc::new(AtomicUsize::new(0));
+    let spinning_coarse = Arc::new(AtomicUsize::new(0));
     let mut linker = Linker::<()>::new(runtime.engine());
-    let s = started.clone();
+    let (g, r) = (go.clone(), ready.clone());
     linker
-        .func_wrap("env", "started", move || {
+        .func_wrap("env", "ready", move || -> Result<(), Trap> {
+            r.fetch_add(1, Ordering::AcqRel);
+            while !g.load(Ordering::Acquire) {
+                host::yield_now()?;
+            }
+            Ok(())
+        })
+        .expect("ready");
+    let (s, c) = (spinning.clone(), spinning_coarse.clone());
+    linker
+        .func_wrap("env", "spinning", move || {
+            if shoal::scheduler::ticks_are_coarse() {
+                c.fetch_add(1, Ordering::AcqRel);
+            }
             s.fetch_add(1, Ordering::AcqRel);
         })
-        .expect("started");
+        .expect("spinning");
     let spin = spin_when_coarse(&runtime, &module, &linker);
     let spinners: Vec<_> = (0..CROWD)
         .map(|i| spin.spawn(i as i32).expect("spawn"))
         .collect();
+    let wait_for = |count: &AtomicUsize| {
+        let t = Instant::now();
+        while count.load(Ordering::Acquire) < CROWD && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        count.load(Ordering::Acquire)
+    };
+    let all_ready = wait_for(&ready);
     assert!(
-        wait_for_ticks(false),
-        "the spinners never made the ticks fine"
+        shoal::scheduler::ticks_are_coarse(),
+        "yielding at the start line made the ticks fine"
     );
-    // Read as soon as the ticks are seen fine: one spinner per coarse slice
-    // has started by then, a few with the test thread's polling delay.
-    let started_when_fine = started.load(Ordering::Acquire);
+    go.store(true, Ordering::Release);
+    let all_spinning = wait_for(&spinning);
+    let coarse = spinning_coarse.load(Ordering::Acquire);
     for spinner in &spinners {
         spinner.cancel();
     }
@@ -132,8 +165,9 @@ fn a_crowd_of_spinners_turns_the_ticks_fine_at_its_first_preemption() {
         let err = spinner.join().expect_err("cancelled");
         assert_eq!(err.trap_kind(), Some(TrapKind::Cancelled), "{err}");
     }
+    assert_eq!((all_ready, all_spinning), (CROWD, CROWD), "spinners lost");
     assert!(
-        started_when_fine < CROWD / 4,
-        "the ticks turned fine only after {started_when_fine} of {CROWD} spinners had started"
+        coarse < CROWD / 4,
+        "{coarse} of {CROWD} spinners started to spin before the ticks turned fine"
     );
 }
