@@ -218,17 +218,13 @@ impl IoTable {
         self.slot(token).map(|s| s.readiness & dir.bit() != 0)
     }
 
-    fn clear_ready(&mut self, token: usize, dir: Direction) {
+    /// Clears the readiness `bits` of `token`: a direction's
+    /// ([`Direction::bit`]) after `WouldBlock`, or only `READABLE` after a
+    /// short read (no data is left, but an end of stream or error already
+    /// seen stays).
+    fn clear_ready(&mut self, token: usize, bits: u8) {
         if let Some(slot) = self.slot(token) {
-            slot.readiness &= !dir.bit();
-        }
-    }
-
-    /// After a short read: no data is left, but an end of stream or error
-    /// already seen stays (`READ_CLOSED`).
-    fn clear_readable_data(&mut self, token: usize) {
-        if let Some(slot) = self.slot(token) {
-            slot.readiness &= !READABLE;
+            slot.readiness &= !bits;
         }
     }
 
@@ -391,7 +387,7 @@ impl<S: AsRawFd> Registered<S> {
         }
         let token = self.token_on(worker)?;
         if clear {
-            worker.io().borrow_mut().clear_ready(token, dir);
+            worker.io().borrow_mut().clear_ready(token, dir.bit());
         }
         wait_on_slot(worker, task, token, dir)
     }
@@ -465,7 +461,7 @@ impl<S: AsRawFd> Registered<S> {
                 // the shortcut: the next read tries first.
                 let token = registered.map_or_else(|| self.token_on(worker).ok(), Some);
                 if let Some(token) = token {
-                    worker.io().borrow_mut().clear_readable_data(token);
+                    worker.io().borrow_mut().clear_ready(token, READABLE);
                 }
             }
         }
