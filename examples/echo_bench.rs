@@ -42,7 +42,8 @@ struct Args {
     /// Which servers: shoal, native, both, no-wasm (diagnostic: Shoal's
     /// runtime with a Rust echo loop per connection instead of wasm) or all.
     #[arg(long, default_value = "both",
-          value_parser = clap::builder::PossibleValuesParser::new(echo::SERVER_CHOICES))]
+          value_parser = clap::builder::PossibleValuesParser::new(
+              echo::SERVER_SELECTIONS.iter().map(|(name, _)| *name)))]
     server: String,
     /// Shoal's epoch tick (and timeslice), e.g. 1ms [default: 250us].
     #[arg(long, value_parser = parse_duration)]

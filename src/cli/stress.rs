@@ -169,7 +169,8 @@ enum Workload {
         /// runtime with a Rust echo loop per connection instead of wasm) or
         /// all.
         #[arg(long, default_value = "both",
-              value_parser = clap::builder::PossibleValuesParser::new(echo::SERVER_CHOICES))]
+              value_parser = clap::builder::PossibleValuesParser::new(
+                  echo::SERVER_SELECTIONS.iter().map(|(name, _)| *name)))]
         server: String,
     },
 }

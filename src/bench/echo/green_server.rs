@@ -12,7 +12,7 @@
 use super::error::EchoError;
 use crate::runtime::{Runtime, ShutdownMode};
 use shoal_scheduler::net::{TcpListener, TcpStream};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,11 +33,7 @@ impl GreenEchoServer {
         workers: usize,
         epoch_tick: Option<Duration>,
     ) -> Result<GreenEchoServer, EchoError> {
-        let mut builder = Runtime::builder().workers(workers);
-        if let Some(tick) = epoch_tick {
-            builder = builder.epoch_tick(tick);
-        }
-        let runtime = builder.build()?;
+        let runtime = super::runtime_builder(workers, epoch_tick).build()?;
         let listener = TcpListener::bind("127.0.0.1:0")
             .map_err(EchoError::io("cannot bind the green echo server"))?;
         let addr = listener.local_addr().map_err(EchoError::io("local_addr"))?;
@@ -46,7 +42,7 @@ impl GreenEchoServer {
         runtime
             .executor()
             .spawn(move || accept_loop(&listener, &l))
-            .map_err(|e| EchoError::Panicked(format!("cannot start the accept loop: {e}")))?;
+            .map_err(|e| EchoError::io("cannot start the accept loop")(io::Error::other(e)))?;
         Ok(GreenEchoServer {
             runtime,
             addr,

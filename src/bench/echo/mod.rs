@@ -49,8 +49,9 @@
 //!
 //! Server and clients share the machine's cores, as in any loopback
 //! benchmark: by default half the cores serve and half run clients. The
-//! figures compare the servers with each other, under the same clients. Each client thread has its own descriptor table (see
-//! `load.rs`), so 10,000 connections fit under a 20,000-file limit.
+//! figures compare the servers with each other, under the same clients.
+//! Each client thread has its own descriptor table (see `load.rs`), so
+//! 10,000 connections fit under a 20,000-file limit.
 
 mod error;
 mod green_server;
@@ -63,6 +64,7 @@ pub use error::EchoError;
 pub use report::{EchoReport, EchoRow};
 pub use shoal_server::ECHO_WAT;
 
+use crate::runtime::{Runtime, RuntimeBuilder};
 use green_server::GreenEchoServer;
 use native::NativeEchoServer;
 use shoal_instance::MemoryStrategy;
@@ -79,6 +81,16 @@ pub const GREEN: &str = "shoal-no-wasm";
 /// How long a server may take to see every client's end of stream after a
 /// run before it is stopped anyway.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// The runtime of the two servers built on Shoal: `workers` workers, and
+/// the epoch tick asked for (else the runtime's).
+fn runtime_builder(workers: usize, epoch_tick: Option<Duration>) -> RuntimeBuilder {
+    let builder = Runtime::builder().workers(workers);
+    match epoch_tick {
+        Some(tick) => builder.epoch_tick(tick),
+        None => builder,
+    }
+}
 
 /// Half the cores of the machine, at least one.
 fn half_the_cores() -> usize {
@@ -97,22 +109,25 @@ pub enum EchoServer {
     Green,
 }
 
-/// The names [`EchoServer::selection`] accepts, for command lines.
-pub const SERVER_CHOICES: &[&str] = &["both", "shoal", "native", "no-wasm", "all"];
+/// What a command line's `--server` may name, and the servers each runs.
+pub const SERVER_SELECTIONS: &[(&str, &[EchoServer])] = &[
+    ("both", &[EchoServer::Native, EchoServer::Shoal]),
+    ("shoal", &[EchoServer::Shoal]),
+    ("native", &[EchoServer::Native]),
+    ("no-wasm", &[EchoServer::Green]),
+    (
+        "all",
+        &[EchoServer::Native, EchoServer::Green, EchoServer::Shoal],
+    ),
+];
 
 impl EchoServer {
-    /// The servers a command line names: `shoal`, `native`, `no-wasm`,
-    /// `both` (native and Shoal) or `all` (the three).
+    /// The servers of the [`SERVER_SELECTIONS`] entry `name`.
     pub fn selection(name: &str) -> Option<Vec<EchoServer>> {
-        use EchoServer::*;
-        Some(match name {
-            "shoal" => vec![Shoal],
-            "native" => vec![Native],
-            "no-wasm" => vec![Green],
-            "both" => vec![Native, Shoal],
-            "all" => vec![Native, Green, Shoal],
-            _ => return None,
-        })
+        SERVER_SELECTIONS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, servers)| servers.to_vec())
     }
 
     /// The row name: [`SHOAL`], [`NATIVE`] or [`GREEN`].

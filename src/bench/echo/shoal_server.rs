@@ -30,13 +30,9 @@ impl ShoalEchoServer {
         memory_strategy: MemoryStrategy,
         epoch_tick: Option<Duration>,
     ) -> Result<ShoalEchoServer, EchoError> {
-        let mut builder = Runtime::builder()
-            .workers(workers)
-            .memory_strategy(memory_strategy);
-        if let Some(tick) = epoch_tick {
-            builder = builder.epoch_tick(tick);
-        }
-        let runtime = builder.build()?;
+        let runtime = super::runtime_builder(workers, epoch_tick)
+            .memory_strategy(memory_strategy)
+            .build()?;
         let guest = |e: &dyn std::fmt::Display| EchoError::Guest(e.to_string());
         let module = runtime.compile(ECHO_WAT).map_err(|e| guest(&e))?;
         let mut linker = Linker::new(runtime.engine());
