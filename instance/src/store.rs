@@ -503,9 +503,8 @@ impl<T> Store<T> {
     /// after the call), the store's table of host closures, and that
     /// table's first entries (inside the store, on the table's own line,
     /// while there are at most two). Zero where there is nothing yet. A
-    /// snapshot:
-    /// host functions added later may move the table (ask again). Only
-    /// addresses: reading through them is not allowed.
+    /// snapshot: host functions added later may move the table (ask
+    /// again). Only addresses: reading through them is not allowed.
     pub fn resume_hints(&self) -> [usize; 3] {
         let inner = self.inner();
         [
