@@ -25,7 +25,10 @@
 //!   iovec to a null stdout (argument checks, the guest's iovec table, the
 //!   descriptor table: what every WASI read or write pays besides its I/O).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use shoal::runtime::{host, Runtime};
 use shoal::{Config, Engine, InstancePre, Linker, MemoryStrategy, Module, Store, UpdateDeadline};
 use std::time::{Duration, Instant};
@@ -101,12 +104,19 @@ fn pre(engine: &Engine, wat: &str) -> InstancePre<()> {
     Linker::new(engine).instantiate_pre(&module).expect("link")
 }
 
-fn switch(c: &mut Criterion) {
-    let mut group = c.benchmark_group("switch");
+/// A group with the timing every group here uses: 2 s measured after a
+/// 0.5 s warm-up.
+fn short_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
     group
-        .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
+    group
+}
+
+fn switch(c: &mut Criterion) {
+    let mut group = short_group(c, "switch");
+    group.sample_size(20);
     const K: u64 = 10_000;
     group.throughput(Throughput::Elements(2 * K));
 
@@ -166,10 +176,7 @@ fn switch(c: &mut Criterion) {
 }
 
 fn spawn(c: &mut Criterion) {
-    let mut group = c.benchmark_group("spawn");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    let mut group = short_group(c, "spawn");
     let engine = engine(false);
     let pre = pre(&engine, TINY);
     group.bench_function("instantiate_drop", |b| {
@@ -197,11 +204,8 @@ fn spawn(c: &mut Criterion) {
 
 fn epoch_check(c: &mut Criterion) {
     const ITERATIONS: i32 = 1000;
-    let mut group = c.benchmark_group("epoch_check");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .throughput(Throughput::Elements(ITERATIONS as u64));
+    let mut group = short_group(c, "epoch_check");
+    group.throughput(Throughput::Elements(ITERATIONS as u64));
     for (name, epoch, slow) in [
         ("off", false, false),
         ("on", true, false),
@@ -230,10 +234,7 @@ fn epoch_check(c: &mut Criterion) {
 }
 
 fn memory_reset(c: &mut Criterion) {
-    let mut group = c.benchmark_group("memory_reset");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    let mut group = short_group(c, "memory_reset");
     let engine = engine(false);
     let pre = pre(&engine, DIRTY);
     for pages in [0, 1, 16] {
@@ -258,11 +259,8 @@ fn memory_reset(c: &mut Criterion) {
 
 fn host_call(c: &mut Criterion) {
     const CALLS: u64 = 1_000;
-    let mut group = c.benchmark_group("host_call");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .throughput(Throughput::Elements(CALLS));
+    let mut group = short_group(c, "host_call");
+    group.throughput(Throughput::Elements(CALLS));
     let engine = engine(false);
     let module = Module::new(&engine, CALLER).expect("compile");
     let mut linker = Linker::<shoal::wasi::WasiCtx>::new(&engine);
