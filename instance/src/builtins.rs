@@ -3,8 +3,8 @@
 //! [`libcall`](crate::libcall).
 //!
 //! Every libcall receives the calling instance's VMContext and finds the
-//! store (`VMOffsets::STORE`) and the instance (`VMOffsets::INSTANCE`)
-//! through its header. The work is done by a plain Rust function that
+//! store (`VMOffsets::STORE`) and the instance's index in it
+//! (`VMOffsets::INSTANCE_INDEX`) through its header. The work is done by a plain Rust function that
 //! returns `Result<_, TrapKind>`; the `extern "C"` wrapper returns its value
 //! or, once that function has returned and dropped everything it owned,
 //! raises the trap. Bulk operations check their whole range before writing
@@ -47,8 +47,8 @@ pub(crate) fn address_of(libcall: Libcall) -> usize {
 /// # Safety
 ///
 /// `vmctx` must be a live instance's VMContext and `offset` one of the
-/// header's pointer fields (`VMOffsets::STORE`, `INSTANCE`,
-/// `RUNTIME_LIMITS`, `EPOCH_COUNTER`), holding a `*mut P`.
+/// header's pointer fields (`VMOffsets::STORE`, `RUNTIME_LIMITS`,
+/// `EPOCH_COUNTER`), holding a `*mut P`.
 unsafe fn header<P>(vmctx: *mut VMContext, offset: u32) -> *mut P {
     // SAFETY: in bounds and written at instantiation, per the contract.
     unsafe {
@@ -58,6 +58,24 @@ unsafe fn header<P>(vmctx: *mut VMContext, offset: u32) -> *mut P {
             .cast::<*mut P>()
             .read()
     }
+}
+
+/// The calling instance's index in its store, from the VMContext header.
+///
+/// # Safety
+///
+/// `vmctx` must be a live instance's VMContext.
+unsafe fn caller_index(vmctx: *mut VMContext) -> u32 {
+    // SAFETY: in bounds and written at instantiation (a `u64` holding the
+    // instance's `u32` index), per the contract.
+    let index = unsafe {
+        vmctx
+            .cast::<u8>()
+            .add(VMOffsets::INSTANCE_INDEX as usize)
+            .cast::<u64>()
+            .read()
+    };
+    index as u32
 }
 
 /// The store and instance of a VMContext.
@@ -71,9 +89,9 @@ unsafe fn context<'a>(vmctx: *mut VMContext) -> (&'a mut StoreOpaque, &'a mut In
     // SAFETY: the header fields were written at instantiation with these
     // types and stay valid for the store's life (the caller's promise).
     unsafe {
-        let store = header::<StoreOpaque>(vmctx, VMOffsets::STORE);
-        let instance = header::<InstanceData>(vmctx, VMOffsets::INSTANCE);
-        (&mut *store, &mut *instance)
+        let store = &mut *header::<StoreOpaque>(vmctx, VMOffsets::STORE);
+        let instance = store.instances[caller_index(vmctx) as usize].as_ptr();
+        (store, &mut *instance)
     }
 }
 
@@ -761,10 +779,7 @@ unsafe fn epoch_deadline_impl(vmctx: *mut VMContext) -> Result<(), UnwindReason>
     };
     // SAFETY: as above; the store is live (non-null, the caller's promise)
     // and its fields are read through the raw pointer, with no reference.
-    let (caller, shim) = unsafe {
-        let instance = header::<InstanceData>(vmctx, VMOffsets::INSTANCE);
-        ((*instance).index, (*store.as_ptr()).epoch_shim)
-    };
+    let (caller, shim) = unsafe { (caller_index(vmctx), (*store.as_ptr()).epoch_shim) };
     match shim {
         // SAFETY: the shim was installed for the store's `T`; wasm is running
         // on the store's behalf so no Rust reference to it is in use.
@@ -819,11 +834,10 @@ unsafe fn host_call_impl(
     // and its fields are read through the raw pointer, with no reference;
     // `host_ctx` is the called host function's context.
     let (caller, shim, index) = unsafe {
-        let instance = header::<InstanceData>(caller_vmctx, VMOffsets::INSTANCE);
         debug_assert_eq!((*host_ctx).magic, VMHostFuncContext::MAGIC);
         (
-            (*instance).index,
-            (*store.as_ptr()).host_call,
+            caller_index(caller_vmctx),
+            (*host_ctx).shim,
             (*host_ctx).host_func,
         )
     };

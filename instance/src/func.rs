@@ -16,9 +16,12 @@
 //! 2. The trampoline spills the arguments to a `ValRaw` array and calls the
 //!    `HostCall` libcall (`builtins::host_call`) with the context, its own
 //!    `caller_vmctx`, and the array.
-//! 3. The libcall reads the store from the caller's VMContext header and
-//!    calls the store's [`host_call_shim`] (monomorphised for its `T`),
-//!    which runs the closure inside `catch_unwind` with a [`Caller`].
+//! 3. The libcall reads the store and the caller's instance index from the
+//!    caller's VMContext header, and the function's index and
+//!    [`host_call_shim`] (monomorphised for the store's `T`) from the
+//!    context; the shim runs the closure inside `catch_unwind` with a
+//!    [`Caller`]. So a call reads the header line, which the wasm code just
+//!    used, and the context's line, and not the store or the instance.
 //! 4. On `Err(trap)` or a panic, everything Rust owns is dropped and the
 //!    libcall calls `trap_handling::raise`, which unwinds the wasm frames
 //!    to the `catch_traps` that entered wasm: a Rust panic never unwinds
@@ -248,6 +251,7 @@ pub(crate) fn create_host_func_with_id<T>(
         ctx: VMHostFuncContext {
             magic: VMHostFuncContext::MAGIC,
             host_func: 0,
+            shim: host_call_shim::<T>,
         },
         func_ref: VMFuncRef {
             array_call: std::ptr::null(),

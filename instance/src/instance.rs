@@ -218,7 +218,7 @@ impl Drop for VMContextAlloc {
 unsafe impl Send for VMContextAlloc {}
 
 /// The runtime state of one instance (what libcalls reach through the
-/// VMContext header's `INSTANCE` field).
+/// VMContext header's `INSTANCE_INDEX` field and the store's list).
 pub(crate) struct InstanceData {
     /// Index in the store's instance list.
     pub(crate) index: u32,
@@ -557,7 +557,7 @@ pub(crate) fn instantiate<T>(
 
     let instance = RawBox::new(instance);
     let store_ptr: *mut StoreOpaque = store;
-    write_vmctx(store, store_ptr, &instance, instance.as_ptr());
+    write_vmctx(store, store_ptr, &instance);
     // Defined globals, in order (each may read imported and earlier ones).
     for (i, init) in info.global_inits.iter().enumerate() {
         let global_index = info.num_imported_globals as usize + i;
@@ -621,12 +621,7 @@ unsafe fn write_imported<D>(
 }
 
 /// Fills the VMContext header, imports and function references.
-fn write_vmctx(
-    store: &StoreOpaque,
-    store_ptr: *mut StoreOpaque,
-    instance: &InstanceData,
-    instance_ptr: *mut InstanceData,
-) {
+fn write_vmctx(store: &StoreOpaque, store_ptr: *mut StoreOpaque, instance: &InstanceData) {
     let module = &instance.module;
     let info = module.info();
     let offsets = module.offsets();
@@ -641,7 +636,7 @@ fn write_vmctx(
             store.engine().epoch_counter() as *const _,
         );
         instance.write(VMOffsets::STORE, store_ptr);
-        instance.write(VMOffsets::INSTANCE, instance_ptr);
+        instance.write(VMOffsets::INSTANCE_INDEX, u64::from(instance.index));
     }
     for (i, &func) in instance.imported_funcs.iter().enumerate() {
         let i = i as u32;

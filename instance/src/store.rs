@@ -51,10 +51,11 @@
 //! # Host calls
 //!
 //! Compiled code reaches a host function through the `HostCall` libcall,
-//! which only knows the caller's VMContext. The store records, when it is
-//! created, a function pointer monomorphised for its `T`
-//! (`StoreOpaque::host_call`) that turns the type-erased store pointer back
-//! into a `StoreInner<T>` and runs the closure; see [`crate::func`].
+//! which only knows the function's context and the caller's VMContext.
+//! Each host function's context records, when it is created, a function
+//! pointer monomorphised for the store's `T` (`VMHostFuncContext::shim`)
+//! that turns the type-erased store pointer back into a `StoreInner<T>` and
+//! runs the closure; see [`crate::func`].
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -368,7 +369,6 @@ pub struct StoreOpaque {
     /// instance (which holds the module): where host functions find their
     /// wasm-to-host trampolines.
     modules: SmallVec<[u32; 2]>,
-    pub(crate) host_call: HostCallShim,
     /// Set while the store has an epoch deadline callback.
     pub(crate) epoch_shim: Option<EpochShim>,
     /// See [`Store::limiter`].
@@ -436,7 +436,6 @@ impl<T> Store<T> {
                 host_func_refs: AddrMap::default(),
                 unpatched_host_funcs: SmallVec::new(),
                 modules: SmallVec::new(),
-                host_call: crate::func::host_call_shim::<T>,
                 epoch_shim: None,
                 resource_limits: StoreLimits::UNLIMITED,
             },

@@ -12,7 +12,7 @@
 //! 0                               runtime_limits: *mut VMRuntimeLimits   (shared by the store)
 //! 8                               epoch_counter:  *const AtomicU64       (the engine's epoch)
 //! 16                              store:          *mut ()                (opaque, for host calls)
-//! 24                              instance:       *mut ()                (opaque, for libcalls)
+//! 24                              instance_index: u64                    (its index in the store)
 //! imported_functions_begin        [VMFunctionImport; imported funcs]     16 bytes each
 //! imported_tables_begin           [*mut VMTableDefinition; imported]     8 bytes each
 //! imported_memories_begin         [*mut VMMemoryDefinition; imported]    8 bytes each
@@ -163,6 +163,10 @@ pub struct VMHostFuncContext {
     pub magic: u32,
     /// Index of the host function in its store.
     pub host_func: u32,
+    /// The host-call shim monomorphised for the store's `T`,
+    /// kept here so that a host call reads it from the line it already
+    /// reads for `host_func`, not from the store.
+    pub(crate) shim: crate::store::HostCallShim,
 }
 
 impl VMHostFuncContext {
@@ -202,7 +206,12 @@ impl VMOffsets {
     pub const RUNTIME_LIMITS: u32 = 0;
     pub const EPOCH_COUNTER: u32 = 8;
     pub const STORE: u32 = 16;
-    pub const INSTANCE: u32 = 24;
+    /// The instance's index in its store, as a `u64`: host calls and the
+    /// epoch callback name their caller from the header line they already
+    /// read, instead of reading it from the instance's own block. (The
+    /// header stays 32 bytes: with one imported function and one memory,
+    /// the first line then holds everything a small module's code reads.)
+    pub const INSTANCE_INDEX: u32 = 24;
     const HEADER_SIZE: u32 = 32;
 
     /// Computes the layout for `info`.

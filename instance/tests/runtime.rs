@@ -1011,3 +1011,63 @@ fn caller_without_a_calling_instance() {
     assert_eq!(typed.call(&mut store, ()).expect("call"), 1);
     assert!(f.typed::<i32, i32>(&store).is_err());
 }
+
+/// Host calls and libcalls find their calling instance through the index in
+/// its VMContext header: with several instances in one store sharing one
+/// host function, each call must see its own caller's memory, and each
+/// `memory.grow` must grow its own instance's memory.
+#[test]
+fn every_instance_of_a_store_is_its_own_caller() {
+    for strategy in STRATEGIES {
+        let engine = engine(strategy);
+        let mut store = Store::new(&engine, ());
+        let mut linker = Linker::new(&engine);
+        linker
+            .func_wrap(
+                "env",
+                "first_byte",
+                |caller: Caller<'_, ()>| -> Result<i32, Trap> {
+                    let memory = caller
+                        .get_export("memory")
+                        .and_then(Extern::into_memory)
+                        .ok_or_else(|| Trap::host("no memory export"))?;
+                    Ok(i32::from(memory.data(&caller)[0]))
+                },
+            )
+            .expect("define");
+        let instances: Vec<Instance> = (1..=3u8)
+            .map(|tag| {
+                let m = module(
+                    &engine,
+                    &format!(
+                        r#"(module
+                            (import "env" "first_byte" (func $first_byte (result i32)))
+                            (memory (export "memory") 1)
+                            (data (i32.const 0) "\{tag:02x}")
+                            (func (export "grow_by_tag") (result i32)
+                                (drop (memory.grow (i32.const {tag})))
+                                (memory.size))
+                            (func (export "tag") (result i32) (call $first_byte)))"#
+                    ),
+                );
+                linker.instantiate(&mut store, &m).expect("instantiate")
+            })
+            .collect();
+        for &i in &[2usize, 0, 1, 2, 0] {
+            let tag = instances[i]
+                .get_typed_func::<(), i32>(&store, "tag")
+                .expect("tag");
+            assert_eq!(tag.call(&mut store, ()).expect("call"), i as i32 + 1);
+        }
+        for (i, instance) in instances.iter().enumerate().rev() {
+            let grow = instance
+                .get_typed_func::<(), i32>(&store, "grow_by_tag")
+                .expect("grow_by_tag");
+            assert_eq!(grow.call(&mut store, ()).expect("grow"), i as i32 + 2);
+        }
+        for (i, instance) in instances.iter().enumerate() {
+            let memory = instance.get_memory(&store, "memory").expect("memory");
+            assert_eq!(memory.size_pages(&store), i as u64 + 2, "instance {i}");
+        }
+    }
+}
