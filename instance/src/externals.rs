@@ -243,6 +243,7 @@ impl Memory {
     /// (the bytes are not part of the host data): for host functions that
     /// keep their state in the store and work on guest memory, such as
     /// WASI, without moving their state out of the store and back.
+    #[inline]
     pub fn data_and_store_mut<'a, S: AsContextMut>(
         &self,
         store: &'a mut S,
