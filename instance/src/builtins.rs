@@ -4,10 +4,11 @@
 //!
 //! Every libcall receives the calling instance's VMContext and finds the
 //! store (`VMOffsets::STORE`) and the instance's index in it
-//! (`VMOffsets::INSTANCE_INDEX`) through its header. The work is done by a plain Rust function that
-//! returns `Result<_, TrapKind>`; the `extern "C"` wrapper returns its value
-//! or, once that function has returned and dropped everything it owned,
-//! raises the trap. Bulk operations check their whole range before writing
+//! (`VMOffsets::INSTANCE_INDEX`) through its header; the instance's block,
+//! when a libcall needs it, through the store's list. The work is done by
+//! a plain Rust function that returns `Result<_, TrapKind>`; the
+//! `extern "C"` wrapper returns its value or, once that function has
+//! returned and dropped everything it owned, raises the trap. Bulk operations check their whole range before writing
 //! anything (2.0 semantics: no partial writes), then work in chunks with an
 //! epoch check between two chunks (see "bulk operations in chunks" below).
 
@@ -87,7 +88,9 @@ unsafe fn caller_index(vmctx: *mut VMContext) -> u32 {
 /// references do not overlap: the instance is a separate heap block.
 unsafe fn context<'a>(vmctx: *mut VMContext) -> (&'a mut StoreOpaque, &'a mut InstanceData) {
     // SAFETY: the header fields were written at instantiation with these
-    // types and stay valid for the store's life (the caller's promise).
+    // types and stay valid for the store's life (the caller's promise); the
+    // instance was in the store's list before any of its code could run,
+    // and its block (a `RawBox`) is not part of `*store`'s memory.
     unsafe {
         let store = &mut *header::<StoreOpaque>(vmctx, VMOffsets::STORE);
         let instance = store.instances[caller_index(vmctx) as usize].as_ptr();
