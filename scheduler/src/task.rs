@@ -75,14 +75,26 @@ pub(crate) enum Start {
 pub(crate) type BoxedJob = Box<dyn FnOnce(&Task, Start) + Send + 'static>;
 
 /// Fields only the owning worker thread touches.
+///
+/// In declaration order (`repr(C)`): first the ones every switch touches
+/// (see [`Task`]'s layout), then the rest.
+#[repr(C)]
 pub(crate) struct TaskLocal {
+    // Touched at every switch.
     pub(crate) coroutine: UnsafeCell<Option<Coro>>,
+    /// About where the stack pointer was when the green thread last
+    /// suspended: the frames it returns through when resumed start here
+    /// (see `WorkerCore::prefetch_next`). 0 before the first suspension.
+    pub(crate) suspended_at: Cell<usize>,
     pub(crate) yielder: Cell<*const GreenYielder>,
     /// `(guard_start, usable_start, top)` of the stack.
     pub(crate) bounds: Cell<(usize, usize, usize)>,
+    /// See [`crate::set_resume_hints`].
+    pub(crate) resume_hints: Cell<[usize; crate::hooks::RESUME_HINTS]>,
     pub(crate) green_local: Cell<*mut ()>,
     /// Storage of the executor's switch hook, if any.
     pub(crate) switch_slot: UnsafeCell<SwitchSlot>,
+    // Touched when the task starts, sleeps, is cancelled or ends.
     /// Epoch value at which `yield_if_deadline_passed` yields.
     pub(crate) deadline: Cell<u64>,
     /// Ticks granted after a deadline yield (0: no automatic deadline).
@@ -97,12 +109,6 @@ pub(crate) struct TaskLocal {
     pub(crate) force_unwinding: Cell<bool>,
     /// The spawn reservation was returned to the worker.
     pub(crate) reservation_released: Cell<bool>,
-    /// About where the stack pointer was when the green thread last
-    /// suspended: the frames it returns through when resumed start here
-    /// (see `WorkerCore::prefetch_next`). 0 before the first suspension.
-    pub(crate) suspended_at: Cell<usize>,
-    /// See [`crate::set_resume_hints`].
-    pub(crate) resume_hints: Cell<[usize; crate::hooks::RESUME_HINTS]>,
 }
 
 /// Completes a JoinHandle with `Cancelled` when the job itself cannot (its
@@ -112,14 +118,41 @@ pub(crate) trait AbortJoin: Send + Sync {
 }
 
 /// One green thread.
+///
+/// # Layout
+///
+/// A switch touches a task record that, with thousands of green threads,
+/// is out of the caches; the worker prefetches it a switch ahead (see
+/// "Prefetching" in `worker.rs`). So the record starts on a cache line and
+/// what a switch reads or writes (the park and cancel flags, then the
+/// first fields of [`TaskLocal`], through its switch slot) fills its first
+/// [`Task::HOT_LINES`] lines; the rest (identity, the worker's and the
+/// joiner's handles, timers, shutdown state) comes after. Unordered, the
+/// same fields spread over five or six lines.
+#[repr(C, align(64))]
 pub(crate) struct Task {
-    id: u64,
-    pub(crate) remote: Arc<WorkerRemote>,
     park: AtomicU8,
     cancelled: AtomicBool,
-    abort: Arc<dyn AbortJoin>,
     local: TaskLocal,
+    id: u64,
+    pub(crate) remote: Arc<WorkerRemote>,
+    abort: Arc<dyn AbortJoin>,
 }
+
+impl Task {
+    /// Cache lines from the start of a task that a switch touches.
+    pub(crate) const HOT_LINES: usize = 3;
+}
+
+const _: () = {
+    let hot_end = std::mem::offset_of!(Task, local)
+        + std::mem::offset_of!(TaskLocal, switch_slot)
+        + std::mem::size_of::<SwitchSlot>();
+    assert!(
+        hot_end <= Task::HOT_LINES * 64,
+        "a switch's fields of Task must fit in Task::HOT_LINES lines"
+    );
+};
 
 // SAFETY: the atomics are thread-safe; `local` (including the !Send
 // coroutine) is only accessed on the owning worker thread, which is enforced

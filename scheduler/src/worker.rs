@@ -72,9 +72,9 @@
 //! in turn. So before running a task, the worker asks the CPU to start
 //! loading what the next two tasks in the run queue need, one step apart:
 //!
-//! - the task after next: its task record (a task queued while the run
-//!   queue is short, as one woken by I/O, gets its record prefetched as it
-//!   is queued);
+//! - the task after next: the lines of its task record that a switch
+//!   touches (`Task::HOT_LINES`; a task queued while the run queue is
+//!   short, as one woken by I/O, gets them prefetched as it is queued);
 //! - the next task (whose record the previous step loaded): the
 //!   `STACK_PREFETCH_LINES` lines of its stack from where it suspended
 //!   (`Task::suspend` notes the address) and the addresses its code gave
@@ -782,22 +782,17 @@ const LINE: usize = 64;
 /// host-call shims, the wasm frame) its resume touches about 600 bytes.
 const STACK_PREFETCH_LINES: usize = 10;
 
-/// Lines of a task record (`ArcInner<Task>`: two counters, then the task),
-/// one more for a record that does not start on a line.
-const TASK_PREFETCH_LINES: usize =
-    (2 * std::mem::size_of::<usize>() + std::mem::size_of::<Task>()).div_ceil(LINE) + 1;
-
 /// A run queue shorter than this when a task is queued: the task runs
 /// within a few switches, so its record is prefetched as it is queued (a
 /// task woken by I/O was parked long enough to be out of the caches).
 const PREFETCH_ON_PUSH_BELOW: usize = 32;
 
-/// Prefetches a whole task record, from the `Arc`'s two counters (which
-/// the run queue's push and pop touch) through the task.
+/// Prefetches the lines of a task record that a switch touches (the task
+/// starts on a line: see `Task`'s layout).
 #[inline(always)]
 fn prefetch_task(task: &Arc<Task>) {
-    let at = (Arc::as_ptr(task) as usize).wrapping_sub(2 * std::mem::size_of::<usize>());
-    for line in 0..TASK_PREFETCH_LINES {
+    let at = Arc::as_ptr(task) as usize;
+    for line in 0..Task::HOT_LINES {
         prefetch(at.wrapping_add(line * LINE));
     }
 }
