@@ -500,19 +500,20 @@ impl<T> Store<T> {
     /// thread parked in one (`shoal_scheduler::set_resume_hints`): the
     /// runtime limits (the epoch deadline, which compiled code reloads
     /// after the call), the store's table of host closures, and that
-    /// table's first entries (inside the store, on the table's own line,
-    /// while there are at most two). Zero where there is nothing yet. A
-    /// snapshot: host functions added later may move the table (ask
-    /// again). Only addresses: reading through them is not allowed.
+    /// table's entries when they have moved out of the store (more than
+    /// two; up to two sit inside the table itself, already hinted). Zero
+    /// where there is nothing to add. A snapshot: host functions added
+    /// later may move the table (ask again). Only addresses: reading
+    /// through them is not allowed.
     pub fn resume_hints(&self) -> [usize; 3] {
         let inner = self.inner();
         [
             inner.opaque.epoch_deadline_ptr() as usize,
             std::ptr::addr_of!(inner.host_closures) as usize,
-            if inner.host_closures.is_empty() {
-                0
-            } else {
+            if inner.host_closures.spilled() {
                 inner.host_closures.as_ptr() as usize
+            } else {
+                0
             },
         ]
     }

@@ -1071,3 +1071,20 @@ fn every_instance_of_a_store_is_its_own_caller() {
         }
     }
 }
+
+/// A store's resume hints name its host closures' entries only once they
+/// have left the store (more than two): before that they sit inside the
+/// table, whose address is already a hint.
+#[test]
+fn resume_hints_name_the_closure_entries_only_once_they_move_out() {
+    let engine = engine(MemoryStrategy::Checked);
+    let mut store = Store::new(&engine, ());
+    let [limits, table, entries] = store.resume_hints();
+    assert!(limits != 0 && table != 0, "{limits:x} {table:x}");
+    assert_eq!(entries, 0);
+    for n in 1..=3 {
+        Func::wrap(&mut store, || {});
+        let [_, _, entries] = store.resume_hints();
+        assert_eq!(entries != 0, n > 2, "{n} host functions: {entries:x}");
+    }
+}

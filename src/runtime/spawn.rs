@@ -174,9 +174,9 @@ where
         Ok(instance) => {
             // What a resume touches first: the store's hot fields, and the
             // timeslice the switch hook refreshes.
-            let [limits, closures, first_closure] = store.resume_hints();
+            let [limits, closures, entries] = store.resume_hints();
             let slice = clock.as_ptr() as usize;
-            shoal_scheduler::set_resume_hints([limits, closures, first_closure, slice]);
+            shoal_scheduler::set_resume_hints([limits, closures, entries, slice]);
             // The guest's first slice starts with its call.
             store.set_epoch_deadline(first_deadline);
             let result = call
