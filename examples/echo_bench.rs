@@ -41,9 +41,7 @@ struct Args {
     rounds: usize,
     /// Which servers: shoal, native, both, no-wasm (diagnostic: Shoal's
     /// runtime with a Rust echo loop per connection instead of wasm) or all.
-    #[arg(long, default_value = "both",
-          value_parser = clap::builder::PossibleValuesParser::new(
-              echo::SERVER_SELECTIONS.iter().map(|(name, _)| *name)))]
+    #[arg(long, default_value = "both", value_parser = echo::server_selection_parser())]
     server: String,
     /// Shoal's epoch tick (and timeslice), e.g. 1ms [default: 250us].
     #[arg(long, value_parser = parse_duration)]

@@ -168,9 +168,7 @@ enum Workload {
         /// Which servers: shoal, native, both, no-wasm (diagnostic: Shoal's
         /// runtime with a Rust echo loop per connection instead of wasm) or
         /// all.
-        #[arg(long, default_value = "both",
-              value_parser = clap::builder::PossibleValuesParser::new(
-                  echo::SERVER_SELECTIONS.iter().map(|(name, _)| *name)))]
+        #[arg(long, default_value = "both", value_parser = echo::server_selection_parser())]
         server: String,
     },
 }

@@ -121,6 +121,13 @@ pub const SERVER_SELECTIONS: &[(&str, &[EchoServer])] = &[
     ),
 ];
 
+/// The parser of a command line's `--server`: the names of
+/// [`SERVER_SELECTIONS`] (for `shoal stress echo` and the `echo_bench`
+/// example).
+pub fn server_selection_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(SERVER_SELECTIONS.iter().map(|(name, _)| *name))
+}
+
 impl EchoServer {
     /// The servers of the [`SERVER_SELECTIONS`] entry `name`.
     pub fn selection(name: &str) -> Option<Vec<EchoServer>> {
