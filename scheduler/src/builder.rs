@@ -115,14 +115,15 @@ impl ExecutorBuilder {
 
     /// Bytes at the top of a finished green thread's stack that stay
     /// resident for the next one (default 8 KiB); deeper pages are returned
-    /// to the OS (see `stack_pool.rs`).
+    /// to the OS before the stack is reused, or once the worker is idle
+    /// (see `stack_pool.rs`).
     pub fn keep_resident(mut self, bytes: usize) -> Self {
         self.keep_resident = bytes;
         self
     }
 
     /// Idle stacks per worker kept ready (default 1024); stacks released
-    /// beyond that are returned to the OS entirely.
+    /// beyond that are returned to the OS entirely once the worker is idle.
     pub fn warm_stacks(mut self, stacks: usize) -> Self {
         self.warm_stacks = stacks;
         self

@@ -34,24 +34,37 @@
 //!
 //! # Resident memory
 //!
-//! Stack pages cost memory only once touched. When a stack comes back:
+//! Stack pages cost memory only once touched. A released stack goes back on
+//! the free list as it is, and is *settled* before it holds a green thread
+//! again, or once the worker is idle:
 //!
-//! - if the top 1 KiB of the page just below the "keep resident" window
-//!   (the top `keep_resident` bytes) holds any non-zero byte, the previous
-//!   thread went deeper than the window, so everything below the window is
-//!   discarded with `MADV_DONTNEED`. The probe only reads (an untouched page
-//!   reads as the shared zero page, costing no memory). It is a heuristic: a
-//!   deep frame that wrote only zeros there escapes it, which costs memory,
-//!   never correctness;
-//! - idle stacks beyond the `warm_stacks` most recently used ones are
-//!   discarded entirely, but only once the worker has been idle for a while
-//!   ([`StackPool::trim_idle`], a bounded batch at a time; see `worker.rs`):
-//!   after a burst, memory goes back without slowing the burst.
-//!   (`MADV_DONTNEED` in a multi-threaded process costs a TLB shootdown;
-//!   doing it on every release made a burst of 100,000 spawns ~15x slower.)
+//! - **Settling.** If the top 1 KiB of the page just below the "keep
+//!   resident" window (the top `keep_resident` bytes) holds any non-zero
+//!   byte, the previous thread went deeper than the window, so everything
+//!   below the window is discarded with `MADV_DONTNEED`. The probe only
+//!   reads (an untouched page reads as the shared zero page, costing no
+//!   memory). It is a heuristic: a deep frame that wrote only zeros there
+//!   escapes it, which costs memory, never correctness.
+//! - **When.** A stack is settled when [`StackPool::acquire`] hands it out
+//!   again, and idle stacks are settled by [`StackPool::trim_idle`] once the
+//!   worker has been idle for a while (a bounded batch at a time; see
+//!   `worker.rs`). Not at release: the probe of a stack whose page below the
+//!   window was never touched maps the zero page there, a page fault (about
+//!   1 µs on a VM), and a burst of threads finishing would pay it for every
+//!   fresh stack. A steady stream of spawns reuses the stack it just
+//!   released (LIFO), which it settles while the page is hot.
+//! - **Trimming.** Idle stacks beyond the `warm_stacks` most recently used
+//!   ones are discarded entirely, also only once the worker has been idle
+//!   for a while (`trim_idle`): after a burst, memory goes back without
+//!   slowing the burst. (`MADV_DONTNEED` in a multi-threaded process costs a
+//!   TLB shootdown; doing it on every release made a burst of 100,000
+//!   spawns ~15x slower.)
 //!
-//! So a reused stack keeps at most `keep_resident` bytes of old pages, and
-//! the common case (shallow threads) does no system call at all.
+//! So a stack that is handed out keeps at most `keep_resident` bytes of old
+//! pages, an idle worker's stacks hold at most that much each (the warm
+//! ones) or nothing (the rest), and the common case (shallow threads) does
+//! no system call at all. Between a burst's end and the worker's next idle
+//! spell, stacks that went deep keep their pages.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -142,6 +155,9 @@ pub(crate) struct StackPool {
     free: Vec<PooledStack>,
     /// `free[..clean]` have been discarded entirely.
     clean: usize,
+    /// `free[..settled]` need no settling (see "Resident memory"):
+    /// `clean <= settled <= free.len()`.
+    settled: usize,
     in_use: usize,
     guard_kind: Option<GuardKind>,
 }
@@ -159,6 +175,7 @@ impl StackPool {
             regions: Vec::new(),
             free: Vec::new(),
             clean: 0,
+            settled: 0,
             in_use: 0,
             guard_kind: None,
         }
@@ -176,7 +193,8 @@ impl StackPool {
         self.free.len()
     }
 
-    /// Lends a stack: a released one if any, else a freshly carved slot.
+    /// Lends a stack: a released one if any (settled first, see "Resident
+    /// memory"), else a freshly carved slot.
     pub(crate) fn acquire(&mut self) -> Result<PooledStack, StackError> {
         if self.in_use >= self.cfg.max_stacks {
             return Err(StackError::Exhausted {
@@ -185,7 +203,12 @@ impl StackPool {
         }
         let stack = match self.free.pop() {
             Some(stack) => {
-                self.clean = self.clean.min(self.free.len());
+                let index = self.free.len();
+                if index >= self.settled {
+                    self.settle(&stack);
+                }
+                self.clean = self.clean.min(index);
+                self.settled = self.settled.min(index);
                 stack
             }
             None => self.carve()?,
@@ -194,36 +217,52 @@ impl StackPool {
         Ok(stack)
     }
 
-    /// Takes a stack back. Its contents must be dead (the coroutine finished).
+    /// Takes a stack back, as it is (it is settled later). Its contents
+    /// must be dead (the coroutine finished).
     pub(crate) fn release(&mut self, stack: PooledStack) {
         self.in_use = self.in_use.saturating_sub(1);
-        let (_, usable_start, top) = stack.bounds();
-        let keep_low = top - self.cfg.keep_resident;
-        if keep_low > usable_start && Self::page_is_dirty(keep_low - sys::page_size()) {
-            // SAFETY: the usable part of a slot we own, below the window; the
-            // coroutine that used it has finished, so its data is dead.
-            unsafe { sys::discard(usable_start, keep_low - usable_start) };
-        }
         self.free.push(stack);
     }
 
     /// Whether [`trim_idle`](Self::trim_idle) has work to do.
-    pub(crate) fn has_cold_stacks(&self) -> bool {
+    pub(crate) fn has_idle_work(&self) -> bool {
         self.clean < self.free.len().saturating_sub(self.cfg.warm_stacks)
+            || self.settled < self.free.len()
     }
 
-    /// Discards up to `budget` idle stacks beyond the `warm_stacks` most
-    /// recent ones. Returns whether more remain to be trimmed.
+    /// Discards idle stacks beyond the `warm_stacks` most recent ones, then
+    /// settles the rest, at most `budget` stacks in all. Returns whether
+    /// more remain to be done.
     pub(crate) fn trim_idle(&mut self, budget: usize) -> bool {
         let cold_end = self.free.len().saturating_sub(self.cfg.warm_stacks);
         let end = cold_end.min(self.clean.saturating_add(budget));
+        let mut budget = budget - end.saturating_sub(self.clean);
         for stack in &self.free[self.clean.min(end)..end] {
             let (_, usable_start, top) = stack.bounds();
             // SAFETY: an idle stack of a slot we own: no coroutine uses it.
             unsafe { sys::discard(usable_start, top - usable_start) };
         }
         self.clean = self.clean.max(end);
-        self.clean < cold_end
+        self.settled = self.settled.max(self.clean);
+        while budget > 0 && self.settled < self.free.len() {
+            self.settle(&self.free[self.settled]);
+            self.settled += 1;
+            budget -= 1;
+        }
+        self.has_idle_work()
+    }
+
+    /// Discards what lies below the keep window of an idle stack if its
+    /// last thread went that deep (see "Resident memory").
+    fn settle(&self, stack: &PooledStack) {
+        let (_, usable_start, top) = stack.bounds();
+        let keep_low = top - self.cfg.keep_resident;
+        if keep_low > usable_start && Self::page_is_dirty(keep_low - sys::page_size()) {
+            // SAFETY: the usable part of an idle slot we own, below the
+            // window; the coroutine that used it has finished, so its data
+            // is dead.
+            unsafe { sys::discard(usable_start, keep_low - usable_start) };
+        }
     }
 
     /// Whether the top `PROBE_BYTES` of the page at `addr` hold any non-zero
@@ -346,33 +385,77 @@ mod tests {
         assert_eq!(pool.acquire().expect("stack").bounds().2, last_top);
     }
 
-    #[test]
-    fn deep_stack_is_trimmed_to_the_keep_window() {
-        let mut pool = StackPool::new(config(10));
-        let stack = pool.acquire().expect("stack");
+    /// Dirties the whole usable part of `stack`, as a deep recursion would.
+    fn dirty_all(stack: &PooledStack) -> (usize, usize) {
         let (_, usable, top) = stack.bounds();
-        // Dirty the whole stack, as a deep recursion would.
-        // SAFETY: the usable range of a stack we hold.
+        // SAFETY: the usable range of a stack the caller holds.
         unsafe { std::ptr::write_bytes(usable as *mut u8, 0xAB, top - usable) };
         assert_eq!(
             sys::resident_pages(usable, top - usable).expect("mincore"),
             (top - usable) / sys::page_size()
         );
+        (usable, top)
+    }
+
+    #[test]
+    fn deep_stack_is_trimmed_to_the_keep_window_when_reused() {
+        let mut pool = StackPool::new(config(10));
+        let stack = pool.acquire().expect("stack");
+        let (usable, top) = dirty_all(&stack);
+        // Released as it is: no probe, no system call.
         pool.release(stack);
+        let all = (top - usable) / sys::page_size();
+        assert_eq!(
+            sys::resident_pages(usable, top - usable).expect("mincore"),
+            all
+        );
+        // Settled as it is handed out again (LIFO: the same stack).
+        let again = pool.acquire().expect("stack");
+        assert_eq!(again.bounds().2, top);
         let resident = sys::resident_pages(usable, top - usable).expect("mincore");
         assert_eq!(resident, 8 * 1024 / sys::page_size());
+        pool.release(again);
+    }
+
+    #[test]
+    fn idle_trim_settles_the_warm_stacks() {
+        let mut pool = StackPool::new(config(10));
+        // warm_stacks = 2: both stay warm, so trimming only settles them.
+        let stacks: Vec<_> = (0..2).map(|_| pool.acquire().expect("stack")).collect();
+        let ranges: Vec<_> = stacks.iter().map(dirty_all).collect();
+        for s in stacks {
+            pool.release(s);
+        }
+        assert!(pool.has_idle_work());
+        assert!(pool.trim_idle(1), "one stack left to settle");
+        assert!(!pool.trim_idle(1));
+        assert!(!pool.has_idle_work());
+        for (usable, top) in ranges {
+            let resident = sys::resident_pages(usable, top - usable).expect("mincore");
+            assert_eq!(resident, 8 * 1024 / sys::page_size());
+        }
+        // A settled stack is not probed again when reused, and stays whole.
+        let s = pool.acquire().expect("stack");
+        let (_, _, top) = s.bounds();
+        assert_eq!(
+            sys::resident_pages(top - 8 * 1024, 8 * 1024).expect("mincore"),
+            8 * 1024 / sys::page_size()
+        );
+        pool.release(s);
     }
 
     #[test]
     fn shallow_stack_keeps_its_pages() {
         let mut pool = StackPool::new(config(10));
         let stack = pool.acquire().expect("stack");
-        let (_, usable, top) = stack.bounds();
+        let (_, _, top) = stack.bounds();
         // SAFETY: the top page of a stack we hold.
         unsafe { std::ptr::write_bytes((top - 4096) as *mut u8, 0xCD, 4096) };
         pool.release(stack);
+        let again = pool.acquire().expect("stack");
+        assert_eq!(again.bounds().2, top);
         assert_eq!(sys::resident_pages(top - 4096, 4096).expect("mincore"), 1);
-        let _ = usable;
+        pool.release(again);
     }
 
     #[test]

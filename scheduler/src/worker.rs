@@ -25,9 +25,9 @@
 //!         fire expired timers                                    (4)
 //!         if the run queue is empty:
 //!             exit if shutting down and nothing is left          (5)
-//!             if idle for TRIM_AFTER_IDLE: trim a batch of cold
-//!             idle stacks; else sleep in poll() until the next
-//!             timer, a wake-up, or time to trim              (6)
+//!             if idle for TRIM_AFTER_IDLE: trim or settle a batch
+//!             of idle stacks; else sleep in poll() until the
+//!             next timer, a wake-up, or time to trim         (6)
 //!         else if any I/O source is registered:
 //!             poll() with a zero timeout                         (7)
 //! }
@@ -136,9 +136,10 @@ const BATCH: usize = 61;
 const CANCEL_RESUME_LIMIT: u32 = 100_000;
 /// Inbox messages handled per maintenance pass.
 const INBOX_BATCH: usize = 256;
-/// Idle stacks discarded per idle pass of the loop.
+/// Idle stacks trimmed or settled per idle pass of the loop.
 const TRIM_BATCH: usize = 256;
-/// How long a worker must have been idle before it trims cold stacks.
+/// How long a worker must have been idle before it trims and settles its
+/// idle stacks.
 const TRIM_AFTER_IDLE: Duration = Duration::from_millis(50);
 /// How long an idle worker watches its wake state before it sleeps in
 /// `epoll_wait` (step 6 of the loop): a message in that window costs its
@@ -294,7 +295,7 @@ pub(crate) struct WorkerCore {
     /// Epoch at the last batch that ran something.
     last_busy_epoch: Cell<u64>,
     epoch_tick: Duration,
-    /// Quiet ticks before cold stacks are trimmed.
+    /// Quiet ticks before idle stacks are trimmed and settled.
     trim_after_ticks: u64,
     switch_hook: Option<SwitchHook>,
 }
@@ -666,10 +667,11 @@ impl WorkerCore {
         }
         let now = Instant::now();
         let mut wake_at = self.timers.borrow().next_deadline();
-        // Cold idle stacks are trimmed once the worker has been quiet for
-        // TRIM_AFTER_IDLE (measured in epoch ticks, which cost nothing to
-        // read), a batch per pass; until then, wake up in time to do it.
-        if self.stacks.borrow().has_cold_stacks() {
+        // Idle stacks are trimmed and settled (see `stack_pool.rs`) once
+        // the worker has been quiet for TRIM_AFTER_IDLE (measured in epoch
+        // ticks, which cost nothing to read), a batch per pass; until then,
+        // wake up in time to do it.
+        if self.stacks.borrow().has_idle_work() {
             let quiet = epoch_now().saturating_sub(self.last_busy_epoch.get());
             if quiet >= self.trim_after_ticks {
                 self.stacks.borrow_mut().trim_idle(TRIM_BATCH);
