@@ -7,17 +7,23 @@
 mod cli_support;
 
 use cli_support::{programs, shoal, shoal_in, TempDir};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
-/// Builds every test program natively once (with the system `cc`).
+/// Builds a test program natively (with the system `cc`), once per test
+/// run, into the target directory (a `static` is never dropped, so a
+/// temporary directory here would be left behind by every run).
 fn native(name: &str) -> PathBuf {
-    static DIR: OnceLock<TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| TempDir::new("cli-native"));
-    let out = dir.path().join(name);
-    if !out.exists() {
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-native");
+    let out = dir.join(name);
+    // Held while building: two tests must not write the same binary at once.
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.insert(name.to_string()) {
+        std::fs::create_dir_all(&dir).expect("create the native build directory");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let status = Command::new(&cc)
             .args(["-O2", "-o"])
