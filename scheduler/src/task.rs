@@ -122,7 +122,7 @@ pub(crate) trait AbortJoin: Send + Sync {
 /// # Layout
 ///
 /// A switch touches a task record that, with thousands of green threads,
-/// is out of the caches; the worker prefetches it a switch ahead (see
+/// is out of the caches; the worker prefetches it a few switches ahead (see
 /// "Prefetching" in `worker.rs`). So the record starts on a cache line and
 /// what a switch reads or writes (the park and cancel flags, then the
 /// first fields of [`TaskLocal`], through its switch slot) fills its first

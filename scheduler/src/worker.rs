@@ -70,20 +70,27 @@
 //! when the previous one has returned: the yield workload at 10,000
 //! instances spent most of a switch's 300 ns waiting for about ten misses
 //! in turn. So before running a task, the worker asks the CPU to start
-//! loading what the next two tasks in the run queue need, one step apart:
+//! loading what two tasks further down the run queue will need, in two
+//! steps two switches apart:
 //!
-//! - the task after next: the lines of its task record that a switch
-//!   touches (`Task::HOT_LINES`; a task queued while the run queue is
-//!   short, as one woken by I/O, gets them prefetched as it is queued);
-//! - the next task (whose record the previous step loaded): the
-//!   `STACK_PREFETCH_LINES` lines of its stack from where it suspended
+//! - the task `RECORD_AHEAD` (4) places ahead: the lines of its task record
+//!   that a switch touches (`Task::HOT_LINES`; a task queued while the run
+//!   queue is short, as one woken by I/O, gets them prefetched as it is
+//!   queued);
+//! - the task `STACK_AHEAD` (2) places ahead, whose record the first step
+//!   loaded two switches before (or, in a shorter queue, the last task):
+//!   the `STACK_PREFETCH_LINES` lines of its stack from where it suspended
 //!   (`Task::suspend` notes the address) and the addresses its code gave
 //!   with [`set_resume_hints`](crate::set_resume_hints).
 //!
 //! These are hints only (`prefetcht0`): nothing is read through them.
-//! The misses then overlap with the current task's run, which took the
-//! yield workload at 10,000 instances from 3.3–6.7M to 7.5–12M switches a
-//! second on the development machine.
+//! The misses then overlap with the runs of the tasks before it, which took
+//! the yield workload at 10,000 instances from 3.3–6.7M to 7.5–12M switches
+//! a second on the development machine when the steps were one switch
+//! apart, each a switch ahead. On a virtual machine a miss that also misses
+//! the TLB takes longer than one switch (about 90 ns) to come back: the
+//! worker still waited on the record's lines it had prefetched, and two
+//! switches ahead for both steps made `yield` 15–25% faster again.
 //!
 //! # Shutdown
 //!
@@ -749,12 +756,12 @@ impl WorkerCore {
     }
 }
 
-/// Starts loading what the next two green threads in `queue` will touch,
+/// Starts loading what green threads further down `queue` will touch,
 /// while the one just taken from it runs (see "Prefetching" in the module
 /// docs).
 fn prefetch_next(queue: &VecDeque<Arc<Task>>) {
-    if let Some(next) = queue.front() {
-        let local = next.local();
+    if let Some(soon) = queue.get(STACK_AHEAD).or_else(|| queue.back()) {
+        let local = soon.local();
         let sp = local.suspended_at.get();
         if sp != 0 {
             // From one line below the suspension point (the switch's own
@@ -770,11 +777,19 @@ fn prefetch_next(queue: &VecDeque<Arc<Task>>) {
             }
         }
     }
-    if let Some(after) = queue.get(1) {
-        // So that the step above finds it cached at the next switch.
-        prefetch_task(after);
+    if let Some(later) = queue.get(RECORD_AHEAD) {
+        // So that the step above finds it cached when it gets there.
+        prefetch_task(later);
     }
 }
+
+/// How many places ahead in the run queue a task's stack lines and resume
+/// hints are prefetched: a miss that also misses the TLB outlasts a switch.
+const STACK_AHEAD: usize = 2;
+
+/// How many places ahead a task's record is prefetched: far enough that
+/// `STACK_AHEAD` finds it cached, since it reads where the stack stopped.
+const RECORD_AHEAD: usize = 2 * STACK_AHEAD;
 
 /// A cache line.
 const LINE: usize = 64;
