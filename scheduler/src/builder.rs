@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::BuildError;
 use crate::executor::Executor;
-use crate::hooks::SwitchHook;
+use crate::hooks::{IdleHook, SwitchHook};
 use crate::stack_pool::StackPoolConfig;
 
 /// Validated configuration handed to the executor.
@@ -19,6 +19,7 @@ pub(crate) struct Config {
     pub event_capacity: usize,
     pub thread_name: String,
     pub switch_hook: Option<SwitchHook>,
+    pub idle_hook: Option<IdleHook>,
 }
 
 /// Builds an [`Executor`]. Every setting has a default; see each method.
@@ -38,6 +39,7 @@ pub struct ExecutorBuilder {
     event_capacity: usize,
     thread_name: String,
     switch_hook: Option<SwitchHook>,
+    idle_hook: Option<IdleHook>,
 }
 
 /// Smallest usable stack accepted (room for the entry frames, a panic and
@@ -70,6 +72,7 @@ impl ExecutorBuilder {
             event_capacity: 1024,
             thread_name: "shoal-worker".into(),
             switch_hook: None,
+            idle_hook: None,
         }
     }
 
@@ -171,6 +174,14 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Deferred work for idle workers (default: none): after a worker ran
+    /// green threads and then stayed quiet for 50 ms, it calls `hook` in
+    /// bounded steps until it reports nothing left. See [`IdleHook`].
+    pub fn idle_hook(mut self, hook: IdleHook) -> Self {
+        self.idle_hook = Some(hook);
+        self
+    }
+
     fn validate(self) -> Result<Config, BuildError> {
         let invalid = |msg: String| Err(BuildError::InvalidConfig(msg));
         let workers = match self.workers {
@@ -227,6 +238,7 @@ impl ExecutorBuilder {
             event_capacity: self.event_capacity,
             thread_name: self.thread_name,
             switch_hook: self.switch_hook,
+            idle_hook: self.idle_hook,
         })
     }
 

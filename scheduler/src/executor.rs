@@ -21,6 +21,7 @@ use crate::builder::Config;
 use crate::context::current_worker;
 use crate::epoch::{epoch_counter, EpochLease};
 use crate::error::{BuildError, ShutdownError, SpawnError};
+use crate::hooks::WorkerHooks;
 use crate::join::{make_job, JoinHandle, Packet};
 use crate::stack_pool::StackPool;
 use crate::task::Task;
@@ -354,7 +355,10 @@ impl Executor {
             let pin = config.pin_workers;
             let capacity = config.event_capacity;
             let epoch_tick = config.epoch_tick;
-            let switch_hook = config.switch_hook;
+            let hooks = WorkerHooks {
+                switch: config.switch_hook,
+                idle: config.idle_hook,
+            };
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", config.thread_name))
                 .spawn(move || {
@@ -369,7 +373,7 @@ impl Executor {
                         poll,
                         capacity,
                         epoch_tick,
-                        switch_hook,
+                        hooks,
                     );
                     core.run();
                 });

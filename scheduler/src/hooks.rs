@@ -218,3 +218,21 @@ pub struct SwitchHook {
     /// Called just after it suspends or finishes.
     pub on_suspend: fn(&mut SwitchSlot),
 }
+
+/// Deferred work a runtime does on an idle worker thread (see
+/// `ExecutorBuilder::idle_hook`): called with a budget (a count of units
+/// of work, for the hook to interpret), it does at most that much and
+/// returns whether more is left.
+///
+/// A worker calls it only after it ran green threads and has since been
+/// quiet for a while (the same wait as before it trims idle stacks), then
+/// again at each idle pass until it returns `false`. It runs on the worker
+/// thread, outside any green thread, and must not panic.
+pub type IdleHook = fn(usize) -> bool;
+
+/// The hooks a worker calls, from `ExecutorBuilder`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WorkerHooks {
+    pub switch: Option<SwitchHook>,
+    pub idle: Option<IdleHook>,
+}

@@ -47,6 +47,9 @@
 //!   around every run of a green thread, with a typed 32-byte
 //!   [`SwitchSlot`] per green thread, to swap a runtime's own thread-local
 //!   state (such as `shoal-instance`'s trap-handling `ThreadState`);
+//! - [`IdleHook`] (`ExecutorBuilder::idle_hook`): a runtime's deferred
+//!   clean-up, done when a worker has gone quiet (such as returning the
+//!   memory of a burst of finished instances to the kernel);
 //! - [`try_yield_now`], [`try_park`], [`try_sleep`],
 //!   [`try_yield_if_deadline_passed`]: suspension points that report
 //!   cancellation as `Err(Cancelled)` instead of unwinding, for code that
@@ -83,7 +86,7 @@ pub use error::{BuildError, Cancelled, JoinError, ShutdownError, SpawnError};
 pub use executor::{spawn, Executor, Handle, ShutdownMode};
 pub use hooks::{
     current_stack_bounds, green_local, set_green_local, set_resume_hints, stack_guard_contains,
-    StackBounds, SwitchHook, SwitchSlot, RESUME_HINTS,
+    IdleHook, StackBounds, SwitchHook, SwitchSlot, RESUME_HINTS,
 };
 pub use join::JoinHandle;
 pub use thread::{

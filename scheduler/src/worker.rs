@@ -26,8 +26,9 @@
 //!         if the run queue is empty:
 //!             exit if shutting down and nothing is left          (5)
 //!             if idle for TRIM_AFTER_IDLE: trim or settle a batch
-//!             of idle stacks; else sleep in poll() until the
-//!             next timer, a wake-up, or time to trim         (6)
+//!             of idle stacks, run the idle hook; else sleep in
+//!             poll() until the next timer, a wake-up, or time
+//!             to trim                                        (6)
 //!         else if any I/O source is registered:
 //!             poll() with a zero timeout                         (7)
 //! }
@@ -130,7 +131,7 @@ use crate::context::CTX;
 use crate::epoch::epoch_now;
 use crate::error::SpawnError;
 use crate::executor::{Shared, ShutdownRequest};
-use crate::hooks::SwitchHook;
+use crate::hooks::{IdleHook, SwitchHook, WorkerHooks};
 use crate::io::IoTable;
 use crate::stack_pool::{StackError, StackPool};
 use crate::task::{BoxedJob, Coro, Start, Suspend, Task, TaskTable};
@@ -305,6 +306,9 @@ pub(crate) struct WorkerCore {
     /// Quiet ticks before idle stacks are trimmed and settled.
     trim_after_ticks: u64,
     switch_hook: Option<SwitchHook>,
+    idle_hook: Option<IdleHook>,
+    /// Green threads ran since the idle hook last reported nothing left.
+    idle_hook_due: Cell<bool>,
 }
 
 impl WorkerCore {
@@ -315,7 +319,7 @@ impl WorkerCore {
         poll: Poll,
         event_capacity: usize,
         epoch_tick: Duration,
-        switch_hook: Option<SwitchHook>,
+        hooks: WorkerHooks,
     ) -> WorkerCore {
         let trim_after_ticks =
             (TRIM_AFTER_IDLE.as_nanos() / epoch_tick.as_nanos().max(1)).max(1) as u64;
@@ -334,7 +338,9 @@ impl WorkerCore {
             last_busy_epoch: Cell::new(0),
             epoch_tick,
             trim_after_ticks,
-            switch_hook,
+            switch_hook: hooks.switch,
+            idle_hook: hooks.idle,
+            idle_hook_due: Cell::new(false),
         }
     }
 
@@ -465,6 +471,7 @@ impl WorkerCore {
             return;
         }
         self.last_busy_epoch.set(epoch_now());
+        self.idle_hook_due.set(self.idle_hook.is_some());
         for _ in 0..BATCH {
             let next = {
                 let mut queue = self.run_queue.borrow_mut();
@@ -674,14 +681,18 @@ impl WorkerCore {
         }
         let now = Instant::now();
         let mut wake_at = self.timers.borrow().next_deadline();
-        // Idle stacks are trimmed and settled (see `stack_pool.rs`) once
-        // the worker has been quiet for TRIM_AFTER_IDLE (measured in epoch
-        // ticks, which cost nothing to read), a batch per pass; until then,
-        // wake up in time to do it.
-        if self.stacks.borrow().has_idle_work() {
+        // Idle stacks are trimmed and settled (see `stack_pool.rs`), and
+        // the idle hook runs, once the worker has been quiet for
+        // TRIM_AFTER_IDLE (measured in epoch ticks, which cost nothing to
+        // read), a batch per pass; until then, wake up in time to do it.
+        if self.stacks.borrow().has_idle_work() || self.idle_hook_due.get() {
             let quiet = epoch_now().saturating_sub(self.last_busy_epoch.get());
             if quiet >= self.trim_after_ticks {
                 self.stacks.borrow_mut().trim_idle(TRIM_BATCH);
+                if self.idle_hook_due.get() {
+                    let more = self.idle_hook.is_some_and(|hook| hook(TRIM_BATCH));
+                    self.idle_hook_due.set(more);
+                }
                 self.poll_io(Some(Duration::ZERO));
                 return;
             }

@@ -157,7 +157,10 @@ impl Runtime {
             .timeslice(Some(ticks_to_duration(b.epoch_tick, timeslice_ticks)))
             .stack_size(b.contract.stack_size)
             .max_stacks_per_worker(b.max_instances_per_worker)
-            .switch_hook(switch_hook::HOOK);
+            .switch_hook(switch_hook::HOOK)
+            // Memory released by a burst of finished instances goes back to
+            // the kernel once the worker is quiet (`shoal_instance::pool`).
+            .idle_hook(shoal_instance::pool::discard_idle_memory);
         if let Some(workers) = b.workers {
             executor = executor.workers(workers);
         }
