@@ -68,7 +68,10 @@
 //!
 //!    The cost: after a quiet spell, the first green thread to spin runs up
 //!    to two coarse intervals (2 ms at the default 250 µs tick) before it
-//!    is preempted; from then on the ticks are fine again.
+//!    is preempted; from then on the ticks are fine again. (The runtime's
+//!    policy asks for fine ticks only at the second such preemption on a
+//!    worker within a few coarse intervals, since one long run may be a
+//!    stalled thread rather than a spin: up to two more intervals.)
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -38,7 +38,15 @@
 //!    the second wake-up at most two coarse intervals after it started.
 //! 5. **Yield.** Otherwise it asks for fine ticks
 //!    (`shoal_scheduler::request_fine_ticks`), so that this instance and
-//!    the next ones are preempted on time, and
+//!    the next ones are preempted on time, unless the ticks are coarse and
+//!    no other instance was preempted on this worker thread in the last
+//!    [`CONFIRM_TICKS`]: a single long run under coarse ticks is as likely
+//!    a stall of the whole thread (a virtual CPU descheduled by the
+//!    hypervisor, a system call that took long) as a spin, while spinning
+//!    instances are preempted every coarse interval or two. (Asking at
+//!    every such stall, about ten a second on the development VM, kept
+//!    the ticks fine all the time, and their wake-ups cost the echo
+//!    benchmark 5–6% of its throughput.) Then
 //!    `shoal_scheduler::try_yield_now()`: the green
 //!    thread goes to the back of its worker's run queue, and the worker
 //!    runs the others (the switch hook swaps the trap state out and in).
@@ -56,6 +64,7 @@
 use super::cpu_clock;
 use super::slice_clock::SliceClock;
 use shoal_instance::{Trap, TrapKind, UpdateDeadline};
+use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,6 +94,24 @@ fn birth_grace() -> u64 {
         Some((left, tick)) if left * 2 >= tick => 0,
         _ => GRACE,
     }
+}
+
+/// How recent the last preemption under coarse ticks on a worker thread
+/// must be for the next one to ask for fine ticks (step 5): four coarse
+/// intervals. Spinning instances are preempted every one or two.
+pub(crate) const CONFIRM_TICKS: u64 = 4 * shoal_scheduler::COARSE_STRIDE;
+
+thread_local! {
+    /// The epoch at the last preemption under coarse ticks on this thread.
+    static LAST_COARSE_PREEMPTION: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Whether an instance was preempted under coarse ticks on this thread in
+/// the last [`CONFIRM_TICKS`]; notes this preemption for the next call.
+fn spinning_confirmed() -> bool {
+    let now = shoal_scheduler::epoch_now();
+    let last = LAST_COARSE_PREEMPTION.with(|last| last.replace(Some(now)));
+    last.is_some_and(|last| now.saturating_sub(last) <= CONFIRM_TICKS)
 }
 
 /// How the instances of one template are preempted and limited.
@@ -209,7 +236,9 @@ impl Preemption {
             // Step 4: a coarse tick's jump, not a spent slice.
             return Ok(UpdateDeadline::Continue(clock.fresh_slice(now)));
         }
-        shoal_scheduler::request_fine_ticks();
+        if !shoal_scheduler::ticks_are_coarse() || spinning_confirmed() {
+            shoal_scheduler::request_fine_ticks();
+        }
         // With statistics: the slice's end, recorded now.
         let preempted_at = self.stats.as_ref().map(|(cell, slice_began)| {
             let at = Instant::now();
