@@ -32,14 +32,17 @@ use super::{args_env, clocks, fd, path, poll, proc, random, sock, WasiCtx};
 use shoal_instance::{
     Caller, Error, Extern, FuncType, Instance, Linker, Memory, Trap, Val, ValType,
 };
+use smallvec::SmallVec;
 
 /// The `"memory"` export of each instance that has called WASI with this
 /// context (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct MemoryCache {
     /// One entry per calling instance, in the order of their first calls:
-    /// the usual one-instance store finds its entry first.
-    entries: Vec<(Instance, Option<Memory>)>,
+    /// the usual one-instance store finds its entry first, inline in the
+    /// context (a separate buffer was one more cache miss at the first WASI
+    /// call of every request of a connection's instance).
+    entries: SmallVec<[(Instance, Option<Memory>); 1]>,
 }
 
 impl MemoryCache {
