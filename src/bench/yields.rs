@@ -81,7 +81,9 @@ pub fn run(opts: &StressOptions, p: &YieldParams) -> Result<Report, StressError>
             "env",
             "yield",
             move |mut caller: Caller<'_, bool>| -> Result<(), Trap> {
-                if !*caller.data() {
+                // After the signal, only the (shared, cached) flag is read,
+                // as the peer's `env.yield` touches nothing of its own.
+                if !g.load(Ordering::Acquire) && !*caller.data() {
                     *caller.data_mut() = true;
                     r.fetch_add(1, Ordering::AcqRel);
                     while !g.load(Ordering::Acquire) {
