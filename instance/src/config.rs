@@ -103,7 +103,13 @@ pub struct PoolingConfig {
     /// (reset by hand, with the pages their last instance wrote, up to
     /// `memory_keep_resident` bytes, still resident) for its next instances.
     /// Memories released beyond this are returned to the kernel entirely
-    /// (`madvise`) and go to the engine-wide free list. Default: 64.
+    /// (`madvise`) and go to the engine-wide free list; small `Checked` ones
+    /// in runs of adjacent slots, once the thread is idle
+    /// ([`pool::discard_idle_memory`](crate::pool::discard_idle_memory),
+    /// which Shoal's runtime calls on its idle workers), when the thread
+    /// needs their slots, or when more than
+    /// [`pool::DEFERRED_BYTES`](crate::pool::DEFERRED_BYTES) wait.
+    /// Default: 64.
     pub warm_memories_per_thread: usize,
     /// Size of each slab mapping that [`MemoryStrategy::Checked`] memories are
     /// carved from (address space only: `MAP_NORESERVE`, nothing resident

@@ -133,8 +133,8 @@ const MAX_COALESCED: usize = 256;
 pub const DEFERRED_BYTES: usize = 512 << 20;
 
 /// The bytes of one run, when that makes at least [`BATCH`] slots: fresh
-/// slots are carved a run at a time, and a thread's released slots wait at
-/// most a run's worth of memory before they are discarded.
+/// slots are carved a run at a time, and a thread's released slots are
+/// discarded a run at a time (one `madvise` each).
 const RUN_BYTES: usize = 16 << 20;
 
 /// A memory slot: its base address and, for `Guarded`, how many bytes from
