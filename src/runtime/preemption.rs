@@ -39,8 +39,8 @@
 //! 5. **Yield.** Otherwise it asks for fine ticks
 //!    (`shoal_scheduler::request_fine_ticks`), so that this instance and
 //!    the next ones are preempted on time, unless the ticks are coarse and
-//!    no other instance was preempted on this worker thread in the last
-//!    [`CONFIRM_TICKS`]: a single long run under coarse ticks is as likely
+//!    nothing (this instance or another) was preempted on this worker
+//!    thread in the last [`CONFIRM_TICKS`]: a single long run under coarse ticks is as likely
 //!    a stall of the whole thread (a virtual CPU descheduled by the
 //!    hypervisor, a system call that took long) as a spin, while spinning
 //!    instances are preempted every coarse interval or two. (Asking at
