@@ -798,12 +798,7 @@ fn prefetch_next(queue: &mut VecDeque<Queued>) {
         prefetch_task(&later.task);
         // Known from the queue entry: no need to wait for the record.
         if later.suspended_at != 0 {
-            prefetch_stack(later.suspended_at);
-            for hint in later.hints {
-                if hint != 0 {
-                    prefetch(hint);
-                }
-            }
+            prefetch_resume(later.suspended_at, later.hints);
             later.prefetched_early = true;
         }
     }
@@ -815,25 +810,26 @@ fn prefetch_next(queue: &mut VecDeque<Queued>) {
     // Its record was prefetched by the step above, or as it was queued.
     if !soon.prefetched_early {
         let local = soon.task.local();
-        prefetch_stack(local.suspended_at.get());
-        for hint in local.resume_hints.get() {
-            if hint != 0 {
-                prefetch(hint);
-            }
-        }
+        prefetch_resume(local.suspended_at.get(), local.resume_hints.get());
     }
 }
 
-/// Prefetches the stack lines a green thread that suspended at `sp`
-/// returns through (nothing for 0: not known, or never suspended).
+/// Prefetches what a green thread that suspended at `sp` touches first
+/// when resumed: the stack lines it returns through (none for `sp` 0: not
+/// known, or never suspended) and its resume hints (0: none).
 #[inline(always)]
-fn prefetch_stack(sp: usize) {
+fn prefetch_resume(sp: usize, hints: [usize; RESUME_HINTS]) {
     if sp != 0 {
         // From one line below the suspension point (the switch's own frame)
         // up through the frames it returns through.
         let from = sp.wrapping_sub(LINE);
         for line in 0..STACK_PREFETCH_LINES {
             prefetch(from.wrapping_add(line * LINE));
+        }
+    }
+    for hint in hints {
+        if hint != 0 {
+            prefetch(hint);
         }
     }
 }
