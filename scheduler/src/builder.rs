@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::BuildError;
 use crate::executor::Executor;
-use crate::hooks::{IdleHook, SwitchHook};
+use crate::hooks::{IdleHook, SwitchHook, WorkerHooks};
 use crate::stack_pool::StackPoolConfig;
 
 /// Validated configuration handed to the executor.
@@ -18,8 +18,7 @@ pub(crate) struct Config {
     pub realtime_ticker: bool,
     pub event_capacity: usize,
     pub thread_name: String,
-    pub switch_hook: Option<SwitchHook>,
-    pub idle_hook: Option<IdleHook>,
+    pub hooks: WorkerHooks,
 }
 
 /// Builds an [`Executor`]. Every setting has a default; see each method.
@@ -38,8 +37,7 @@ pub struct ExecutorBuilder {
     realtime_ticker: bool,
     event_capacity: usize,
     thread_name: String,
-    switch_hook: Option<SwitchHook>,
-    idle_hook: Option<IdleHook>,
+    hooks: WorkerHooks,
 }
 
 /// Smallest usable stack accepted (room for the entry frames, a panic and
@@ -71,8 +69,7 @@ impl ExecutorBuilder {
             realtime_ticker: true,
             event_capacity: 1024,
             thread_name: "shoal-worker".into(),
-            switch_hook: None,
-            idle_hook: None,
+            hooks: WorkerHooks::default(),
         }
     }
 
@@ -170,7 +167,7 @@ impl ExecutorBuilder {
     /// per-green-thread copies of a runtime's thread-local state (default:
     /// none). See [`SwitchHook`].
     pub fn switch_hook(mut self, hook: SwitchHook) -> Self {
-        self.switch_hook = Some(hook);
+        self.hooks.switch = Some(hook);
         self
     }
 
@@ -178,7 +175,7 @@ impl ExecutorBuilder {
     /// green threads and then stayed quiet for 50 ms, it calls `hook` in
     /// bounded steps until it reports nothing left. See [`IdleHook`].
     pub fn idle_hook(mut self, hook: IdleHook) -> Self {
-        self.idle_hook = Some(hook);
+        self.hooks.idle = Some(hook);
         self
     }
 
@@ -237,8 +234,7 @@ impl ExecutorBuilder {
             realtime_ticker: self.realtime_ticker,
             event_capacity: self.event_capacity,
             thread_name: self.thread_name,
-            switch_hook: self.switch_hook,
-            idle_hook: self.idle_hook,
+            hooks: self.hooks,
         })
     }
 

@@ -21,7 +21,6 @@ use crate::builder::Config;
 use crate::context::current_worker;
 use crate::epoch::{epoch_counter, EpochLease};
 use crate::error::{BuildError, ShutdownError, SpawnError};
-use crate::hooks::WorkerHooks;
 use crate::join::{make_job, JoinHandle, Packet};
 use crate::stack_pool::StackPool;
 use crate::task::Task;
@@ -355,10 +354,7 @@ impl Executor {
             let pin = config.pin_workers;
             let capacity = config.event_capacity;
             let epoch_tick = config.epoch_tick;
-            let hooks = WorkerHooks {
-                switch: config.switch_hook,
-                idle: config.idle_hook,
-            };
+            let hooks = config.hooks;
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", config.thread_name))
                 .spawn(move || {

@@ -138,7 +138,7 @@ use crate::context::CTX;
 use crate::epoch::epoch_now;
 use crate::error::SpawnError;
 use crate::executor::{Shared, ShutdownRequest};
-use crate::hooks::{IdleHook, SwitchHook, WorkerHooks, RESUME_HINTS};
+use crate::hooks::{WorkerHooks, RESUME_HINTS};
 use crate::io::IoTable;
 use crate::stack_pool::{StackError, StackPool};
 use crate::task::{BoxedJob, Coro, Start, Suspend, Task, TaskTable};
@@ -312,8 +312,7 @@ pub(crate) struct WorkerCore {
     epoch_tick: Duration,
     /// Quiet ticks before idle stacks are trimmed and settled.
     trim_after_ticks: u64,
-    switch_hook: Option<SwitchHook>,
-    idle_hook: Option<IdleHook>,
+    hooks: WorkerHooks,
     /// Green threads ran since the idle hook last reported nothing left.
     idle_hook_due: Cell<bool>,
 }
@@ -345,8 +344,7 @@ impl WorkerCore {
             last_busy_epoch: Cell::new(0),
             epoch_tick,
             trim_after_ticks,
-            switch_hook: hooks.switch,
-            idle_hook: hooks.idle,
+            hooks,
             idle_hook_due: Cell::new(false),
         }
     }
@@ -494,7 +492,7 @@ impl WorkerCore {
             return;
         }
         self.last_busy_epoch.set(epoch_now());
-        self.idle_hook_due.set(self.idle_hook.is_some());
+        self.idle_hook_due.set(self.hooks.idle.is_some());
         for _ in 0..BATCH {
             let next = {
                 let mut queue = self.run_queue.borrow_mut();
@@ -533,7 +531,7 @@ impl WorkerCore {
             c.stack_top.set(top);
             c.green_local.set(local.green_local.get());
         });
-        if let Some(hook) = self.switch_hook {
+        if let Some(hook) = self.hooks.switch {
             // SAFETY: owner thread; the hook's `&mut` is the only reference
             // to the slot while it runs (nothing else reaches a task's
             // slot), and it ends with the call. In place: copying the slot
@@ -541,7 +539,7 @@ impl WorkerCore {
             (hook.on_resume)(unsafe { &mut *local.switch_slot.get() });
         }
         let result = catch_unwind(AssertUnwindSafe(|| coroutine.resume(())));
-        if let Some(hook) = self.switch_hook {
+        if let Some(hook) = self.hooks.switch {
             // SAFETY: as for `on_resume` above.
             (hook.on_suspend)(unsafe { &mut *local.switch_slot.get() });
         }
@@ -713,7 +711,7 @@ impl WorkerCore {
             if quiet >= self.trim_after_ticks {
                 self.stacks.borrow_mut().trim_idle(TRIM_BATCH);
                 if self.idle_hook_due.get() {
-                    let more = self.idle_hook.is_some_and(|hook| hook(TRIM_BATCH));
+                    let more = self.hooks.idle.is_some_and(|hook| hook(TRIM_BATCH));
                     self.idle_hook_due.set(more);
                 }
                 self.poll_io(Some(Duration::ZERO));
