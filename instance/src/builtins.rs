@@ -8,9 +8,10 @@
 //! when a libcall needs it, through the store's list. The work is done by
 //! a plain Rust function that returns `Result<_, TrapKind>`; the
 //! `extern "C"` wrapper returns its value or, once that function has
-//! returned and dropped everything it owned, raises the trap. Bulk operations check their whole range before writing
-//! anything (2.0 semantics: no partial writes), then work in chunks with an
-//! epoch check between two chunks (see "bulk operations in chunks" below).
+//! returned and dropped everything it owned, raises the trap. Bulk
+//! operations check their whole range before writing anything (2.0
+//! semantics: no partial writes), then work in chunks with an epoch check
+//! between two chunks (see "bulk operations in chunks" below).
 
 use crate::instance::{elem_items, memory_init_range, write_table_items, InstanceData};
 use crate::libcall::Libcall;

@@ -40,13 +40,13 @@
 //!    (`shoal_scheduler::request_fine_ticks`), so that this instance and
 //!    the next ones are preempted on time, unless the ticks are coarse and
 //!    nothing (this instance or another) was preempted on this worker
-//!    thread in the last [`CONFIRM_TICKS`]: a single long run under coarse ticks is as likely
-//!    a stall of the whole thread (a virtual CPU descheduled by the
-//!    hypervisor, a system call that took long) as a spin, while spinning
-//!    instances are preempted every coarse interval or two. (Asking at
-//!    every such stall, about ten a second on the development VM, kept
-//!    the ticks fine all the time, and their wake-ups cost the echo
-//!    benchmark 5–6% of its throughput.) Then
+//!    thread in the last [`CONFIRM_TICKS`]: a single long run under coarse
+//!    ticks is as likely a stall of the whole thread (a virtual CPU
+//!    descheduled by the hypervisor, a system call that took long) as a
+//!    spin, while spinning instances are preempted every coarse interval
+//!    or two. (Asking at every such stall, about ten a second on the
+//!    development VM, kept the ticks fine all the time, and their wake-ups
+//!    cost the echo benchmark 5–6% of its throughput.) Then
 //!    `shoal_scheduler::try_yield_now()`: the green
 //!    thread goes to the back of its worker's run queue, and the worker
 //!    runs the others (the switch hook swaps the trap state out and in).
@@ -99,7 +99,7 @@ fn birth_grace() -> u64 {
 /// How recent the last preemption under coarse ticks on a worker thread
 /// must be for the next one to ask for fine ticks (step 5): four coarse
 /// intervals. Spinning instances are preempted every one or two.
-pub(crate) const CONFIRM_TICKS: u64 = 4 * shoal_scheduler::COARSE_STRIDE;
+const CONFIRM_TICKS: u64 = 4 * shoal_scheduler::COARSE_STRIDE;
 
 thread_local! {
     /// The epoch at the last preemption under coarse ticks on this thread.

@@ -669,11 +669,7 @@ impl LocalPool {
         }
         self.deferred_bytes += run.count * pools.slot_bytes(class);
         self.deferred.push_back((class, run));
-        while self.deferred_bytes > DEFERRED_BYTES {
-            if !self.discard_deferred(pools, |_| true) {
-                break;
-            }
-        }
+        while self.deferred_bytes > DEFERRED_BYTES && self.discard_deferred(pools, |_| true) {}
     }
 
     /// Discards the oldest deferred run whose class passes `which`;
