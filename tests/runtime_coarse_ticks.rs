@@ -34,6 +34,13 @@ fn spin_when_coarse(
     spin
 }
 
+/// A one-worker runtime and `wat` compiled for it.
+fn one_worker(wat: &str) -> (Runtime, Module) {
+    let runtime = Runtime::builder().workers(1).build().expect("runtime");
+    let module = runtime.compile(wat).expect("compile");
+    (runtime, module)
+}
+
 /// Waits up to 10 s for `ticks_are_coarse() == coarse`.
 fn wait_for_ticks(coarse: bool) -> bool {
     let t = Instant::now();
@@ -49,15 +56,12 @@ fn wait_for_ticks(coarse: bool) -> bool {
 #[test]
 fn ticks_are_fine_only_while_an_instance_spins() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let runtime = Runtime::builder().workers(1).build().expect("runtime");
-    let module = runtime
-        .compile(
-            r#"(module
+    let (runtime, module) = one_worker(
+        r#"(module
   (func (export "spin") (param i32) (result i32)
     (loop $forever (br $forever))
     (local.get 0)))"#,
-        )
-        .expect("compile");
+    );
     let linker = Linker::<()>::new(runtime.engine());
     let spin = spin_when_coarse(&runtime, &module, &linker);
     let (wakes, started) = (shoal::scheduler::ticker_wakes(), Instant::now());
@@ -101,10 +105,8 @@ fn ticks_are_fine_only_while_an_instance_spins() {
 fn a_crowd_of_spinners_turns_the_ticks_fine_at_its_second_preemption() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     const CROWD: usize = 400;
-    let runtime = Runtime::builder().workers(1).build().expect("runtime");
-    let module = runtime
-        .compile(
-            r#"(module
+    let (runtime, module) = one_worker(
+        r#"(module
   (import "env" "ready" (func $ready))
   (import "env" "spinning" (func $spinning))
   (func (export "spin") (param i32) (result i32)
@@ -112,8 +114,7 @@ fn a_crowd_of_spinners_turns_the_ticks_fine_at_its_second_preemption() {
     (call $spinning)
     (loop $forever (br $forever))
     (local.get 0)))"#,
-        )
-        .expect("compile");
+    );
     let go = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicUsize::new(0));
     // Spinners that started to spin, and those that did while the ticks
@@ -183,10 +184,8 @@ fn a_crowd_of_spinners_turns_the_ticks_fine_at_its_second_preemption() {
 #[test]
 fn a_single_stall_does_not_make_the_ticks_fine() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let runtime = Runtime::builder().workers(1).build().expect("runtime");
-    let module = runtime
-        .compile(
-            r#"(module
+    let (runtime, module) = one_worker(
+        r#"(module
   (import "env" "stall" (func $stall))
   (func (export "spin") (param $n i32) (result i32)
     (call $stall)
@@ -195,8 +194,7 @@ fn a_single_stall_does_not_make_the_ticks_fine() {
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br_if $again (i32.gt_s (local.get $n) (i32.const 0))))
     (local.get $n)))"#,
-        )
-        .expect("compile");
+    );
     let mut linker = Linker::<()>::new(runtime.engine());
     linker
         .func_wrap("env", "stall", || {
