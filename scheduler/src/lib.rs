@@ -28,7 +28,11 @@
 //!   inbox (`worker.rs` documents the loop and the shutdown protocol).
 //! - Green threads ([`spawn`], [`JoinHandle`], [`Thread`]): corosensei
 //!   coroutines on pooled stacks; they never migrate. Inside one:
-//!   [`yield_now`], [`sleep`], [`park`], [`current`], deadlines.
+//!   [`yield_now`], [`sleep`], [`park`], [`current`], deadlines. The
+//!   workspace builds corosensei with its x86-64 switch patched to jump
+//!   both ways instead of `call`/`ret`, so that the return address
+//!   predictor stays in step when green threads suspend deep in a call
+//!   chain (`vendor/README.md` in the repository).
 //! - [`channel`]: bounded and unbounded channels that park green threads.
 //! - [`io`] and [`net`]: readiness waits and blocking-style TCP.
 //! - The stack pool (`stack_pool.rs`): stacks carved from a few large
