@@ -216,10 +216,12 @@ impl<R: Send + 'static> Crowd<R> {
 }
 
 impl<R> Crowd<R> {
-    /// Sleeps until the latch counts every member finished. A member whose
-    /// green thread never ran its body (refused its stack, or dropped by a
-    /// shutdown) never counts itself: a periodic scan of the handles
-    /// notices those.
+    /// Sleeps until the latch counts every member finished. A member counts
+    /// itself when its closure is dropped, run or not (a green thread that
+    /// never started drops it unrun); one whose closure is never dropped (a
+    /// coroutine abandoned at a cancelling shutdown leaks its stack) is
+    /// noticed by a scan of the handles, which such a shutdown completes,
+    /// at every timeout.
     fn wait_finished(&self) {
         let target = self.handles.len();
         self.latch.expected.store(target, Ordering::Release);
