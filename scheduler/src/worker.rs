@@ -377,12 +377,9 @@ impl WorkerCore {
     pub(crate) fn push_runnable(&self, task: Arc<Task>) {
         let local = task.local();
         let (suspended_at, hints) = (local.suspended_at.get(), local.resume_hints.get());
-        self.run_queue.borrow_mut().push_back(Queued {
-            task,
-            suspended_at,
-            hints,
-            prefetched_early: false,
-        });
+        self.run_queue
+            .borrow_mut()
+            .push_back(Queued::new(task, suspended_at, hints));
     }
 
     /// Queues a task woken after it parked. When the queue is short, the
@@ -397,12 +394,7 @@ impl WorkerCore {
         }
         // Where it suspended is in its record, likely out of the caches:
         // read later (`prefetch_next`), not now.
-        queue.push_back(Queued {
-            task,
-            suspended_at: 0,
-            hints: [0; RESUME_HINTS],
-            prefetched_early: false,
-        });
+        queue.push_back(Queued::new(task, 0, [0; RESUME_HINTS]));
     }
 
     /// Arms `task`'s timer (replacing any previous one); returns its number.
@@ -835,11 +827,22 @@ fn prefetch_resume(sp: usize, hints: [usize; RESUME_HINTS]) {
 /// A run-queue entry: the task; where it suspended and its resume hints,
 /// when they were known cheaply as it was queued (0 otherwise); and
 /// whether its stack lines and hints were prefetched from them already.
-pub(crate) struct Queued {
+struct Queued {
     task: Arc<Task>,
     suspended_at: usize,
     hints: [usize; RESUME_HINTS],
     prefetched_early: bool,
+}
+
+impl Queued {
+    fn new(task: Arc<Task>, suspended_at: usize, hints: [usize; RESUME_HINTS]) -> Queued {
+        Queued {
+            task,
+            suspended_at,
+            hints,
+            prefetched_early: false,
+        }
+    }
 }
 
 /// How many places ahead in the run queue a task's stack lines and resume
