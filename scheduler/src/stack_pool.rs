@@ -211,14 +211,21 @@ impl StackPool {
                 self.settled = self.settled.min(index);
                 stack
             }
-            None => self.carve()?,
+            None => {
+                // Room to take back every stack lent out, so that `release`
+                // never allocates: a teardown of many green threads at once
+                // would otherwise grow (and copy) the free list as it goes.
+                self.free.reserve(self.in_use + 1);
+                self.carve()?
+            }
         };
         self.in_use += 1;
         Ok(stack)
     }
 
     /// Takes a stack back, as it is (it is settled later). Its contents
-    /// must be dead (the coroutine finished).
+    /// must be dead (the coroutine finished). Never allocates (see
+    /// `acquire`).
     pub(crate) fn release(&mut self, stack: PooledStack) {
         self.in_use = self.in_use.saturating_sub(1);
         self.free.push(stack);

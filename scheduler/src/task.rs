@@ -408,6 +408,8 @@ impl TaskTable {
             }
             None => {
                 self.entries.push(Some(task));
+                // Room for every slot, so that `remove` never allocates.
+                self.free.reserve(self.entries.len());
                 self.entries.len() - 1
             }
         }
