@@ -247,21 +247,27 @@ pub(crate) fn create_host_func_with_id<T>(
     type_id: u32,
     host: Arc<HostFn<T>>,
 ) -> Func {
-    let record = RawBox::new(HostFuncRecord {
-        ctx: VMHostFuncContext {
-            magic: VMHostFuncContext::MAGIC,
-            host_func: 0,
-            shim: host_call_shim::<T>,
-        },
-        func_ref: VMFuncRef {
-            array_call: std::ptr::null(),
-            wasm_call: std::ptr::null(),
-            type_id,
-            vmctx: std::ptr::null_mut(),
-        },
-        ty,
-        type_id,
-    });
+    // SAFETY: the record is owned by the store (`push_host_func` below).
+    let record = unsafe {
+        RawBox::new_in(
+            &inner.opaque.arena,
+            HostFuncRecord {
+                ctx: VMHostFuncContext {
+                    magic: VMHostFuncContext::MAGIC,
+                    host_func: 0,
+                    shim: host_call_shim::<T>,
+                },
+                func_ref: VMFuncRef {
+                    array_call: std::ptr::null(),
+                    wasm_call: std::ptr::null(),
+                    type_id,
+                    vmctx: std::ptr::null_mut(),
+                },
+                ty,
+                type_id,
+            },
+        )
+    };
     let index = inner.opaque.push_host_func(record);
     inner.host_closures.push(host);
     Func::host(inner.opaque.id(), index)

@@ -44,6 +44,7 @@ use crate::pool::{self, Pools, Resource};
 use crate::store::{
     AsContext, AsContextMut, RawBox, StoreGlobal, StoreId, StoreInner, StoreOpaque,
 };
+use crate::store_blocks::StoreArena;
 use crate::table::TableStorage;
 use crate::trap::{Trap, TrapKind};
 use crate::typed_func::{TypedFunc, WasmParams, WasmResults};
@@ -166,21 +167,42 @@ impl Instance {
 }
 
 /// A VMContext allocation: zeroed, 16-byte aligned, counted against the
-/// engine's `PoolingConfig::max_instances`, and taken from (and given back
-/// to) the thread's cache of VMContext blocks (see [`pool`](crate::pool)).
+/// engine's `PoolingConfig::max_instances`, and carved from the store's
+/// arena if it fits (see [`crate::store_blocks`]), else taken from (and
+/// given back to) the thread's cache of VMContext blocks (see
+/// [`pool`](crate::pool)).
 pub(crate) struct VMContextAlloc {
     ptr: NonNull<u8>,
-    layout: Layout,
+    size: usize,
+    /// The cache's layout; `None` for a block in the store's arena.
+    layout: Option<Layout>,
     /// The pools this instance is counted in. They outlive it: see the
     /// pool's module docs (step 5).
     pools: NonNull<Pools>,
 }
 
 impl VMContextAlloc {
-    pub(crate) fn new(size: usize, pools: &Arc<Pools>) -> Result<VMContextAlloc> {
+    /// A zeroed VMContext of `size` bytes for an instance of the store
+    /// that owns `arena`; the allocation must be owned by that store.
+    pub(crate) fn new(
+        size: usize,
+        pools: &Arc<Pools>,
+        arena: &StoreArena,
+    ) -> Result<VMContextAlloc> {
         let layout = pool::vmctx_layout(size)
             .ok_or_else(|| Error::Resource(format!("a VMContext of {size} bytes is too large")))?;
         pools.acquire(Resource::Instances)?;
+        let exact = Layout::from_size_align(size.max(1), layout.align()).ok();
+        if let Some(ptr) = exact.and_then(|exact| arena.alloc(exact)) {
+            // SAFETY: fresh room for `size` bytes in the arena.
+            unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0, size) };
+            return Ok(VMContextAlloc {
+                ptr,
+                size,
+                layout: None,
+                pools: NonNull::from(&**pools),
+            });
+        }
         let Some(ptr) = pool::alloc_vmctx(layout) else {
             pools.release(Resource::Instances);
             return Err(Error::Resource(format!(
@@ -189,7 +211,8 @@ impl VMContextAlloc {
         };
         Ok(VMContextAlloc {
             ptr,
-            layout,
+            size,
+            layout: Some(layout),
             pools: NonNull::from(&**pools),
         })
     }
@@ -199,16 +222,19 @@ impl VMContextAlloc {
     }
 
     pub(crate) fn size(&self) -> usize {
-        self.layout.size()
+        self.size
     }
 }
 
 impl Drop for VMContextAlloc {
     fn drop(&mut self) {
-        // SAFETY: allocated by `alloc_vmctx` with this layout, given back
-        // only here; the pools outlive their instances.
+        // SAFETY: a heap block was allocated by `alloc_vmctx` with this
+        // layout and is given back only here (an arena block goes with its
+        // store); the pools outlive their instances.
         unsafe {
-            pool::free_vmctx(self.ptr, self.layout);
+            if let Some(layout) = self.layout {
+                pool::free_vmctx(self.ptr, layout);
+            }
             self.pools.as_ref().release(Resource::Instances);
         }
     }
@@ -514,7 +540,7 @@ pub(crate) fn instantiate<T>(
     let defined_tables = take_each(&info.tables[info.num_imported_tables as usize..], |ty| {
         TableStorage::from_pool(ty, 0, config, limits.max_table_elements, pools)
     })?;
-    let vmctx = VMContextAlloc::new(offsets.size() as usize, pools)?;
+    let vmctx = VMContextAlloc::new(offsets.size() as usize, pools, &store.arena)?;
 
     // Step 3: commit.
     let index = store.instances.len() as u32;
@@ -555,7 +581,8 @@ pub(crate) fn instantiate<T>(
     instance.tables = tables.into_boxed_slice();
     instance.globals = globals.into_boxed_slice();
 
-    let instance = RawBox::new(instance);
+    // SAFETY: the record is owned by the store (`push_instance` below).
+    let instance = unsafe { RawBox::new_in(&store.arena, instance) };
     let store_ptr: *mut StoreOpaque = store;
     write_vmctx(store, store_ptr, &instance);
     // Defined globals, in order (each may read imported and earlier ones).

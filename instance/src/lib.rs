@@ -74,6 +74,7 @@ pub mod memory;
 pub(crate) mod memory_image;
 pub mod pool;
 pub mod store;
+pub(crate) mod store_blocks;
 pub mod table;
 pub mod typed_func;
 

@@ -26,7 +26,9 @@
 //!   [`StoreOpaque`] at the start of `StoreInner<T>`) and at the store's one
 //!   [`VMRuntimeLimits`] (`VMOffsets::RUNTIME_LIMITS`);
 //! - VMContexts, host-function contexts and host-created definitions are
-//!   separate heap blocks, also owned through raw pointers ([`RawBox`]).
+//!   blocks of their own, also owned through raw pointers ([`RawBox`]): in
+//!   the arena after `StoreInner` in the same heap block while it has room,
+//!   on the heap after that (see [`crate::store_blocks`]).
 //!
 //! # Epoch deadlines
 //!
@@ -63,6 +65,8 @@ use crate::func::{Caller, Func, FuncKind, HostFn, HostFuncRecord};
 use crate::instance::InstanceData;
 use crate::memory::LinearMemory;
 use crate::module::Module;
+pub(crate) use crate::store_blocks::RawBox;
+use crate::store_blocks::{StoreArena, ARENA_ALIGN};
 use crate::table::TableStorage;
 use crate::trap::Trap;
 use crate::trap_handling::UnwindReason;
@@ -71,6 +75,7 @@ use crate::vmcontext::{
     VMFuncRef, VMGlobalDefinition, VMMemoryDefinition, VMRuntimeLimits, VMTableDefinition, ValRaw,
 };
 use smallvec::SmallVec;
+use std::alloc::Layout;
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
@@ -139,51 +144,6 @@ impl AddrMap {
         i.checked_sub(1).map(|i| self.entries[i])
     }
 }
-
-/// A heap value owned through a raw pointer.
-///
-/// Unlike a `Box`, moving or borrowing the owner asserts nothing about
-/// uniqueness, so compiled code and the runtime may keep raw pointers to the
-/// value while its owner is moved around.
-pub(crate) struct RawBox<T>(NonNull<T>);
-
-impl<T> RawBox<T> {
-    pub(crate) fn new(value: T) -> RawBox<T> {
-        RawBox(NonNull::from(Box::leak(Box::new(value))))
-    }
-
-    pub(crate) fn as_ptr(&self) -> *mut T {
-        self.0.as_ptr()
-    }
-}
-
-impl<T> std::ops::Deref for RawBox<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the pointer came from `Box::leak` and stays valid until
-        // this value drops; shared access follows `&self`.
-        unsafe { self.0.as_ref() }
-    }
-}
-
-impl<T> std::ops::DerefMut for RawBox<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; exclusive access follows `&mut self`.
-        unsafe { self.0.as_mut() }
-    }
-}
-
-impl<T> Drop for RawBox<T> {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::leak` and is freed only here.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
-    }
-}
-
-// SAFETY: a RawBox owns its value like a Box does.
-unsafe impl<T: Send> Send for RawBox<T> {}
-// SAFETY: shared access only hands out `&T`.
-unsafe impl<T: Sync> Sync for RawBox<T> {}
 
 /// A linear memory and the definition compiled code reads for it.
 pub(crate) struct StoreMemory {
@@ -352,6 +312,9 @@ pub struct StoreOpaque {
     /// through raw pointers while a `&mut` to the store may be live in a
     /// host call's frame; a field would sit inside that borrow.
     limits: RawBox<VMRuntimeLimits>,
+    /// Room for the store's own blocks, after `StoreInner` in its heap
+    /// block (see [`crate::store_blocks`]).
+    pub(crate) arena: StoreArena,
     pub(crate) instances: SmallVec<[RawBox<InstanceData>; 1]>,
     /// VMContext start address → instance index, to map funcref pointers
     /// back to functions.
@@ -419,14 +382,47 @@ unsafe impl<T: Send> Send for Store<T> {}
 impl<T> Store<T> {
     /// A new, empty store for `engine`, holding `data` for host functions.
     pub fn new(engine: &Engine, data: T) -> Store<T> {
+        Store::with_arena(engine, data, 0)
+    }
+
+    /// A new, empty store with room for `arena_bytes` of its own blocks
+    /// (its limits, and each instance's record and VMContext and each host
+    /// function's record) in its own heap block, so that an instance that
+    /// fits costs one allocation (see [`crate::store_blocks`]). At most
+    /// [`MAX_ARENA_BYTES`](crate::store_blocks::MAX_ARENA_BYTES); what does
+    /// not fit goes to the heap. [`arena_bytes_wanted`](Self::arena_bytes_wanted)
+    /// says how much a store needed: stores of the same module and host
+    /// functions need the same.
+    pub fn with_arena(engine: &Engine, data: T, arena_bytes: usize) -> Store<T> {
+        let capacity = arena_bytes
+            .min(crate::store_blocks::MAX_ARENA_BYTES)
+            .next_multiple_of(ARENA_ALIGN);
+        let (layout, arena_offset) = Self::block_layout(capacity);
+        // SAFETY: the layout's size is not zero (it holds a StoreInner).
+        let block = unsafe { std::alloc::alloc(layout) };
+        let Some(block) = NonNull::new(block) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `arena_offset` is aligned to ARENA_ALIGN within the block
+        // (`block_layout`), and the block lives until `Drop for Store`,
+        // which drops the store's state (every arena block's owner) first.
+        let arena = unsafe { StoreArena::new(block.add(arena_offset), capacity) };
+        // SAFETY: owned by the store's state, as above.
+        let limits = unsafe {
+            RawBox::new_in(
+                &arena,
+                VMRuntimeLimits {
+                    stack_limit: 0,
+                    epoch_deadline: u64::MAX,
+                },
+            )
+        };
         let inner = StoreInner {
             opaque: StoreOpaque {
                 id: StoreId::next(),
                 engine: engine.clone(),
-                limits: RawBox::new(VMRuntimeLimits {
-                    stack_limit: 0,
-                    epoch_deadline: u64::MAX,
-                }),
+                limits,
+                arena,
                 instances: SmallVec::new(),
                 vmctx_ranges: AddrMap::default(),
                 memories: SmallVec::new(),
@@ -444,10 +440,30 @@ impl<T> Store<T> {
             epoch_callback: None,
             data,
         };
+        let inner_ptr = block.cast::<StoreInner<T>>();
+        // SAFETY: the block starts with room for a StoreInner<T>, aligned
+        // (`block_layout`).
+        unsafe { inner_ptr.write(inner) };
         Store {
-            inner: NonNull::from(Box::leak(Box::new(inner))),
+            inner: inner_ptr,
             _owns: PhantomData,
         }
+    }
+
+    /// The layout of a store's heap block with an arena of `arena_bytes`
+    /// (a multiple of ARENA_ALIGN), and the arena's offset in it.
+    fn block_layout(arena_bytes: usize) -> (Layout, usize) {
+        let arena = Layout::from_size_align(arena_bytes, ARENA_ALIGN)
+            .expect("the arena is at most MAX_ARENA_BYTES");
+        Layout::new::<StoreInner<T>>()
+            .extend(arena)
+            .expect("a StoreInner and a small arena fit in isize")
+    }
+
+    /// What an arena would need to hold every block this store has
+    /// allocated so far (see [`with_arena`](Self::with_arena)).
+    pub fn arena_bytes_wanted(&self) -> usize {
+        self.inner().opaque.arena.wanted()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -606,9 +622,23 @@ impl<T> Store<T> {
 
 impl<T> Drop for Store<T> {
     fn drop(&mut self) {
-        // SAFETY: `inner` came from `Box::leak` and is freed only here; no
-        // wasm of this store runs (that would need a borrow of the store).
-        drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
+        /// Frees the store's heap block, also if a destructor in the
+        /// store's state panics.
+        struct FreeBlock(*mut u8, Layout);
+        impl Drop for FreeBlock {
+            fn drop(&mut self) {
+                // SAFETY: allocated in `with_arena` with this layout, freed
+                // only here, after the state in it was dropped.
+                unsafe { std::alloc::dealloc(self.0, self.1) };
+            }
+        }
+        let (layout, _) = Self::block_layout(self.inner().opaque.arena.capacity());
+        let _free = FreeBlock(self.inner.as_ptr().cast(), layout);
+        // SAFETY: `inner` was written in `with_arena` and is dropped only
+        // here; no wasm of this store runs (that would need a borrow of the
+        // store). Its arena blocks are owned by the state and dropped with
+        // it, before `_free` frees the block.
+        unsafe { std::ptr::drop_in_place(self.inner.as_ptr()) };
     }
 }
 
@@ -994,6 +1024,44 @@ fn host_trampoline_in(module: &Module, type_id: u32) -> Option<*const u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_that_fits_lives_in_its_stores_heap_block() {
+        let engine = Engine::new(crate::Config::default()).expect("engine");
+        let module = Module::new(
+            &engine,
+            r#"(module (import "env" "f" (func)) (memory 1) (func (export "g") (call 0)))"#,
+        )
+        .expect("module");
+        let mut linker = crate::Linker::new(&engine);
+        linker.func_wrap("env", "f", || {}).expect("define");
+        let mut store = Store::with_arena(&engine, (), 1024);
+        let instance = linker
+            .instantiate(&mut store, &module)
+            .expect("instantiate");
+        let opaque = &store.inner().opaque;
+        let arena = &opaque.arena;
+        let record = &opaque.instances[0];
+        assert!(arena.holds(opaque.epoch_deadline_ptr() as usize), "limits");
+        assert!(arena.holds(record.as_ptr() as usize), "instance record");
+        assert!(arena.holds(record.vmctx_addr()), "VMContext");
+        assert!(
+            arena.holds(opaque.host_funcs[0].as_ptr() as usize),
+            "host function record"
+        );
+        assert!(arena.wanted() <= 1024);
+        let g = instance.get_typed_func::<(), ()>(&store, "g").expect("g");
+        g.call(&mut store, ()).expect("call");
+
+        // Without an arena, the same blocks are on the heap.
+        let mut store = Store::new(&engine, ());
+        linker
+            .instantiate(&mut store, &module)
+            .expect("instantiate");
+        let opaque = &store.inner().opaque;
+        assert!(!opaque.arena.holds(opaque.instances[0].vmctx_addr()));
+        assert_eq!(opaque.arena.capacity(), 0);
+    }
 
     #[test]
     fn addr_map_is_a_sorted_map() {

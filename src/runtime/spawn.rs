@@ -65,6 +65,7 @@ use super::preemption::{Preemption, SliceStats, StatsCell};
 use super::slice_clock::ResumeRefresh;
 use super::template::TemplateShared;
 use shoal_instance::{Instance, Store, Val, WasmParams, WasmResults};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -158,7 +159,8 @@ where
     C: EntryCall<T>,
 {
     let (mut preemption, first_deadline) = Preemption::new(template.policy, stats);
-    let mut store = Store::new(&template.engine, data);
+    let arena_bytes = template.arena_bytes.load(Ordering::Relaxed);
+    let mut store = Store::with_arena(&template.engine, data, arena_bytes);
     if let Some(limits) = template.store_limits {
         store.limiter(limits);
     }
@@ -172,6 +174,11 @@ where
     let _refresh = unsafe { ResumeRefresh::install(clock, store.epoch_deadline_ptr()) };
     match template.pre.instantiate(&mut store) {
         Ok(instance) => {
+            // Every instance of the template needs the same: learnt once.
+            let wanted = store.arena_bytes_wanted();
+            if wanted > arena_bytes {
+                template.arena_bytes.fetch_max(wanted, Ordering::Relaxed);
+            }
             // What a resume touches first: the store's hot fields, and the
             // timeslice the switch hook refreshes.
             let [limits, closures, entries] = store.resume_hints();

@@ -33,6 +33,7 @@ use shoal_instance::{
     Engine, FuncType, InstancePre, Linker, Module, StoreLimits, Val, WasmParams, WasmResults,
 };
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// What every spawn of a template shares.
@@ -48,6 +49,10 @@ pub(crate) struct TemplateShared<T> {
     pub(crate) store_limits: Option<StoreLimits>,
     pub(crate) limit: Arc<InstanceLimit>,
     pub(crate) contract: Contract,
+    /// The arena an instance's store needs for its own blocks, learnt from
+    /// the instances so far (see `shoal_instance::Store::with_arena`): 0
+    /// until the first is created.
+    pub(crate) arena_bytes: AtomicUsize,
 }
 
 /// A module linked and checked once, ready to spawn many instances of,
@@ -124,6 +129,7 @@ impl<T: Send + 'static> InstanceTemplate<T> {
                 store_limits,
                 limit,
                 contract,
+                arena_bytes: AtomicUsize::new(0),
             }),
         })
     }
@@ -400,4 +406,33 @@ fn check_enforceable(runtime: &Runtime, contract: &Contract) -> Result<(), Spawn
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::runtime::Runtime;
+    use shoal_instance::{Linker, Val};
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_template_learns_the_arena_its_stores_need_from_its_first_instance() {
+        let rt = Runtime::builder().workers(1).build().expect("runtime");
+        let module = rt
+            .compile(
+                r#"(module (memory 1) (func (export "f") (param i32) (result i32)
+                (i32.store (i32.const 8) (local.get 0))
+                (i32.add (i32.load (i32.const 8)) (i32.const 1))))"#,
+            )
+            .expect("compile");
+        let template = rt
+            .template(&module, &Linker::<()>::new(rt.engine()), "f")
+            .expect("template");
+        assert_eq!(template.shared.arena_bytes.load(Ordering::Relaxed), 0);
+        for x in 0..3 {
+            let h = template.spawn(vec![Val::I32(x)]).expect("spawn");
+            assert_eq!(h.join().expect("ok"), vec![Val::I32(x + 1)]);
+            // The first store had no arena and reported what it wanted.
+            assert!(template.shared.arena_bytes.load(Ordering::Relaxed) > 0);
+        }
+    }
 }
