@@ -184,12 +184,27 @@ impl<T> JoinHandle<T> {
             {
                 let mut state = self.packet.state.lock();
                 if let Some(result) = state.result.take() {
+                    drop(state);
+                    self.dismiss();
                     return result;
                 }
                 state.joiner = Some(crate::thread::current());
             }
             let packet = &self.packet;
             park_until(|| packet.done.load(Ordering::Acquire));
+        }
+    }
+
+    /// Drops a handle whose result was taken without `Drop`'s detaching
+    /// (which locks the packet once more): the thread has finished and
+    /// nothing is left in the packet to detach from.
+    fn dismiss(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: each field is read out once and dropped here; `this` is
+        // never used or dropped again.
+        unsafe {
+            drop(std::ptr::read(&this.packet));
+            drop(std::ptr::read(&this.thread));
         }
     }
 
