@@ -102,6 +102,9 @@ impl Drop for Finishing {
 /// Many members alive at once; see the module docs.
 pub(crate) struct Crowd<R> {
     handles: Vec<JoinHandle<Outcome<R>>>,
+    /// Room for every outcome, made with the crowd: `join_all` runs while a
+    /// workload measures, and allocates nothing.
+    outcomes: Vec<Outcome<R>>,
     failures: Arc<Failures>,
     latch: Arc<FinishLatch>,
 }
@@ -112,6 +115,7 @@ impl<R: Send + 'static> Crowd<R> {
     pub(crate) fn with_capacity(capacity: usize) -> Crowd<R> {
         Crowd {
             handles: Vec::with_capacity(capacity),
+            outcomes: Vec::with_capacity(capacity),
             failures: Arc::new(Failures::default()),
             latch: Arc::new(FinishLatch {
                 finished: AtomicUsize::new(0),
@@ -197,20 +201,17 @@ impl<R: Send + 'static> Crowd<R> {
     pub(crate) fn join_all(self) -> (Vec<Outcome<R>>, Arc<Failures>) {
         self.wait_finished();
         let failures = self.failures;
-        let outcomes = self
-            .handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    let e = RunError::from(e);
-                    if !e.is_cancelled() {
-                        failures.record(&e);
-                    }
-                    Err(e)
+        let mut outcomes = self.outcomes;
+        outcomes.extend(self.handles.into_iter().map(|h| match h.join() {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let e = RunError::from(e);
+                if !e.is_cancelled() {
+                    failures.record(&e);
                 }
-            })
-            .collect();
+                Err(e)
+            }
+        }));
         (outcomes, failures)
     }
 }
