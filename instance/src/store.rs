@@ -515,13 +515,14 @@ impl<T> Store<T> {
     /// to wasm, for a scheduler to prefetch before it resumes a green
     /// thread parked in one (`shoal_scheduler::set_resume_hints`): the
     /// runtime limits (the epoch deadline, which compiled code reloads
-    /// after the call), the store's table of host closures, and that
-    /// table's entries when they have moved out of the store (more than
-    /// two; up to two sit inside the table itself, already hinted). Zero
-    /// where there is nothing to add. A snapshot: host functions added
-    /// later may move the table (ask again). Only addresses: reading
-    /// through them is not allowed.
-    pub fn resume_hints(&self) -> [usize; 3] {
+    /// after the call), the store's table of host closures, that table's
+    /// entries when they have moved out of the store (more than two; up to
+    /// two sit inside the table itself, already hinted), and the start of
+    /// the store's first memory (where a guest keeps what it reads first,
+    /// its stack pointer or its loop's state). Zero where there is nothing
+    /// to add. A snapshot: host functions added later may move the table
+    /// (ask again). Only addresses: reading through them is not allowed.
+    pub fn resume_hints(&self) -> [usize; 4] {
         let inner = self.inner();
         [
             inner.opaque.epoch_deadline_ptr() as usize,
@@ -531,6 +532,11 @@ impl<T> Store<T> {
             } else {
                 0
             },
+            inner
+                .opaque
+                .memories
+                .first()
+                .map_or(0, |m| m.memory.base() as usize),
         ]
     }
 

@@ -1079,12 +1079,30 @@ fn every_instance_of_a_store_is_its_own_caller() {
 fn resume_hints_name_the_closure_entries_only_once_they_move_out() {
     let engine = engine(MemoryStrategy::Checked);
     let mut store = Store::new(&engine, ());
-    let [limits, table, entries] = store.resume_hints();
+    let [limits, table, entries, _] = store.resume_hints();
     assert!(limits != 0 && table != 0, "{limits:x} {table:x}");
     assert_eq!(entries, 0);
     for n in 1..=3 {
         Func::wrap(&mut store, || {});
-        let [_, _, entries] = store.resume_hints();
+        let [_, _, entries, _] = store.resume_hints();
         assert_eq!(entries != 0, n > 2, "{n} host functions: {entries:x}");
     }
+}
+
+/// The last resume hint is the start of the store's first memory (0
+/// while it has none).
+#[test]
+fn resume_hints_name_the_first_memory() {
+    let engine = engine(MemoryStrategy::Checked);
+    let mut store = Store::new(&engine, ());
+    assert_eq!(store.resume_hints()[3], 0);
+    let m = module(&engine, r#"(module (memory (export "m") 1))"#);
+    let instance = Linker::new(&engine)
+        .instantiate(&mut store, &m)
+        .expect("instantiate");
+    let memory = instance.get_memory(&store, "m").expect("memory");
+    assert_eq!(
+        store.resume_hints()[3],
+        memory.data(&store).as_ptr() as usize
+    );
 }

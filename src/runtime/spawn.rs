@@ -179,11 +179,14 @@ where
             if wanted > arena_bytes {
                 template.arena_bytes.fetch_max(wanted, Ordering::Relaxed);
             }
-            // What a resume touches first: the store's hot fields, and the
-            // timeslice the switch hook refreshes.
-            let [limits, closures, entries] = store.resume_hints();
+            // What a resume touches first: the store's hot fields, the
+            // guest's memory (unless the host closures' entries took its
+            // place: the scheduler has room for four), and the timeslice
+            // the switch hook refreshes.
+            let [limits, closures, entries, memory] = store.resume_hints();
+            let third = if entries != 0 { entries } else { memory };
             let slice = clock.as_ptr() as usize;
-            shoal_scheduler::set_resume_hints([limits, closures, entries, slice]);
+            shoal_scheduler::set_resume_hints([limits, closures, third, slice]);
             // The guest's first slice starts with its call.
             store.set_epoch_deadline(first_deadline);
             let result = call
