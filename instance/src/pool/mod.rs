@@ -132,6 +132,9 @@ const MAX_COALESCED: usize = 256;
 /// usually far less; 8,192 one-page memories fit.
 pub const DEFERRED_BYTES: usize = 512 << 20;
 
+/// Deferred runs a thread has room for before its queue grows.
+const DEFERRED_RUNS: usize = 64;
+
 /// The bytes of one run, when that makes at least [`BATCH`] slots: fresh
 /// slots are carved a run at a time, and a thread's released slots are
 /// discarded a run at a time (one `madvise` each).
@@ -623,7 +626,11 @@ impl LocalPool {
             warm: (0..classes).map(|_| Vec::new()).collect(),
             cold: (0..classes).map(|_| Vec::new()).collect(),
             pending: vec![Run::default(); classes].into_boxed_slice(),
-            deferred: VecDeque::new(),
+            // Room for the runs of thousands of slots released at once (a
+            // run has up to MAX_COALESCED slots), so that a mass teardown
+            // does not grow the queue, and run the allocator's
+            // consolidation of everything it freed so far, as it goes.
+            deferred: VecDeque::with_capacity(DEFERRED_RUNS),
             deferred_bytes: 0,
         }
     }
