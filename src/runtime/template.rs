@@ -416,7 +416,13 @@ mod tests {
 
     #[test]
     fn a_template_learns_the_arena_its_stores_need_from_its_first_instance() {
-        let rt = Runtime::builder().workers(1).build().expect("runtime");
+        // The scheduler's default tick, which the other tests of this
+        // binary (the stress crowd's) run under: one ticker per process.
+        let rt = Runtime::builder()
+            .workers(1)
+            .epoch_tick(std::time::Duration::from_millis(1))
+            .build()
+            .expect("runtime");
         let module = rt
             .compile(
                 r#"(module (memory 1) (func (export "f") (param i32) (result i32)
