@@ -28,7 +28,7 @@
 //! - VMContexts, host-function contexts and host-created definitions are
 //!   blocks of their own, also owned through raw pointers ([`RawBox`]): in
 //!   the arena after `StoreInner` in the same heap block while it has room,
-//!   on the heap after that (see [`crate::store_blocks`]).
+//!   on the heap after that (see the `store_blocks` module).
 //!
 //! # Epoch deadlines
 //!
@@ -388,11 +388,11 @@ impl<T> Store<T> {
     /// A new, empty store with room for `arena_bytes` of its own blocks
     /// (its limits, and each instance's record and VMContext and each host
     /// function's record) in its own heap block, so that an instance that
-    /// fits costs one allocation (see [`crate::store_blocks`]). At most
-    /// [`MAX_ARENA_BYTES`](crate::store_blocks::MAX_ARENA_BYTES); what does
-    /// not fit goes to the heap. [`arena_bytes_wanted`](Self::arena_bytes_wanted)
-    /// says how much a store needed: stores of the same module and host
-    /// functions need the same.
+    /// fits costs one allocation (see the `store_blocks` module). At most
+    /// 2 KiB; what does not fit goes to the heap.
+    /// [`arena_bytes_wanted`](Self::arena_bytes_wanted) says how much a
+    /// store needed: stores of the same module and host functions need the
+    /// same.
     pub fn with_arena(engine: &Engine, data: T, arena_bytes: usize) -> Store<T> {
         let capacity = arena_bytes
             .min(crate::store_blocks::MAX_ARENA_BYTES)

@@ -37,7 +37,7 @@ use std::ptr::NonNull;
 /// The most bytes a store's arena may have; blocks beyond come from the
 /// heap. Keeps the store's own heap block among the allocator's small,
 /// quickly reused sizes.
-pub const MAX_ARENA_BYTES: usize = 2048;
+pub(crate) const MAX_ARENA_BYTES: usize = 2048;
 
 /// Alignment of the arena's start (and the most any block in it gets).
 pub(crate) const ARENA_ALIGN: usize = 16;

@@ -23,7 +23,9 @@
 //! 3. **Birth.** The switch hook has installed the green thread's trap state
 //!    (stack bounds inside its coroutine stack) and started its CPU clock. A
 //!    fresh [`Store`] is created with the runtime's engine and the host
-//!    data; the contract's memory and table limits (if stricter than the
+//!    data, and room for its own blocks (VMContext, records) in its own
+//!    allocation, as much as the template's first instance needed
+//!    (`Store::with_arena`); the contract's memory and table limits (if stricter than the
 //!    runtime's), the epoch deadline callback ([`Preemption`]) and the
 //!    first deadline are set; then the instance is created from the template's
 //!    [`InstancePre`](shoal_instance::InstancePre): its VMContext, memory and
