@@ -417,6 +417,7 @@ impl Drop for LinearMemory {
             let slot = Slot {
                 base: base.as_ptr() as usize,
                 accessible,
+                dirty: 0,
             };
             // SAFETY: the pools outlive their memories (see
             // `Backing::Pooled`); the slot is theirs, nothing uses it after

@@ -43,19 +43,27 @@
 //!    `accessible` matches if possible), else a cold one, else a batch from
 //!    the engine-wide list, else a batch carved from the current slab (a new
 //!    slab, or a new reservation, when it is used up). Every slot handed out
-//!    reads as zeros.
+//!    reads as zeros: a warm slot's first `memory_keep_resident` bytes are
+//!    zeroed here, by hand (see step 3), and the others already read as
+//!    zeros.
 //! 2. **Use.** `memory.grow` bumps `current_length` (`Checked`: nothing else
 //!    to do; `Guarded`: `mprotect` of the new pages, the guest's request).
 //! 3. **Release** (the store is dropped). The memory's *high-water mark* is
 //!    its size when released (memories never shrink), so nothing beyond it
 //!    was written. If the thread keeps fewer than
-//!    `PoolingConfig::warm_memories_per_thread` warm slots of the class, the
-//!    first `memory_keep_resident` bytes are reset by hand: every page that
-//!    is not all zeros is zeroed with `memset` (pages never written are only
-//!    read, so they stay unallocated or on the kernel's shared zero page,
-//!    and the warm slot keeps resident only what its last instance wrote);
-//!    the rest up to the high-water mark gets `madvise(MADV_DONTNEED)`, and
-//!    the slot becomes warm. Otherwise the whole used range is dropped with
+//!    `PoolingConfig::warm_memories_per_thread` warm slots of the class,
+//!    the slot becomes warm: the part beyond its first
+//!    `memory_keep_resident` bytes, up to the high-water mark, gets
+//!    `madvise(MADV_DONTNEED)`, and those first bytes are reset by hand:
+//!    every page that is not all zeros is zeroed with `memset` (pages never
+//!    written are only read, so they stay unallocated or on the kernel's
+//!    shared zero page, and the warm slot keeps resident only what its last
+//!    instance wrote). That reset happens now while the thread has fewer
+//!    than `ZEROED_AT_RELEASE` warm slots (a server releasing and taking
+//!    slots in turn: the next instance finds its slot ready), and
+//!    otherwise when the slot is next taken (step 1) or leaves the thread:
+//!    a mass teardown then does not read the pages of slots that may not
+//!    be taken again soon. Otherwise the whole used range is dropped with
 //!    `madvise(MADV_DONTNEED)`, the slot becomes cold, and cold slots go
 //!    back to the engine-wide list in batches. So a thread keeps at most a
 //!    few warm slots resident, and mass teardown (a million parked
@@ -132,6 +140,10 @@ const MAX_COALESCED: usize = 256;
 /// usually far less; 8,192 one-page memories fit.
 pub const DEFERRED_BYTES: usize = 512 << 20;
 
+/// While a thread keeps fewer warm slots of a class than this, a released
+/// slot is zeroed at once (module docs, step 3).
+const ZEROED_AT_RELEASE: usize = 8;
+
 /// Deferred runs a thread has room for before its queue grows.
 const DEFERRED_RUNS: usize = 64;
 
@@ -147,6 +159,10 @@ const RUN_BYTES: usize = 16 << 20;
 pub(crate) struct Slot {
     pub(crate) base: usize,
     pub(crate) accessible: usize,
+    /// Bytes from the base that its last instance may have written and
+    /// that are not zeroed yet: only a warm slot has any (module docs,
+    /// steps 1 and 3).
+    pub(crate) dirty: usize,
 }
 
 /// The engine-wide part of one size class.
@@ -288,10 +304,21 @@ impl Pools {
         self.with_local(|local| {
             let warm = &mut local.warm[class];
             if warm.len() < self.config.warm_memories_per_thread {
+                let keep = self.config.memory_keep_resident.min(used);
                 // SAFETY: the slot is ours and unused (the caller's promise);
                 // `used` bytes of it are mapped.
-                unsafe { reset(slot.base as *mut u8, used, self.config.memory_keep_resident) };
-                warm.push(slot);
+                unsafe { discard_beyond(slot.base as *mut u8, used, keep) };
+                // A few warm slots are zeroed now, off the next instance's
+                // way; in a burst of releases the rest wait until they are
+                // taken again (`pop_slot`).
+                let dirty = if warm.len() < ZEROED_AT_RELEASE {
+                    // SAFETY: as above.
+                    unsafe { zero_dirty_pages(slot.base as *mut u8, keep) };
+                    0
+                } else {
+                    keep
+                };
+                warm.push(Slot { dirty, ..slot });
             } else if self.strategy == MemoryStrategy::Checked
                 && self.slot_bytes(class) <= MAX_COALESCED_SLOT
             {
@@ -383,6 +410,7 @@ impl Pools {
                 out.push(Slot {
                     base,
                     accessible: 0,
+                    dirty: 0,
                 });
             }
             MemoryStrategy::Checked => {
@@ -426,6 +454,7 @@ impl Pools {
                     out.push(Slot {
                         base: shared.carve_next,
                         accessible: 0,
+                        dirty: 0,
                     });
                     shared.carve_next += slot_bytes;
                 }
@@ -501,7 +530,19 @@ fn map_count_hint() -> String {
 unsafe fn reset(base: *mut u8, used: usize, keep: usize) {
     let keep = keep.min(used);
     // SAFETY: the caller's promise.
-    unsafe { zero_dirty_pages(base, keep) };
+    unsafe {
+        zero_dirty_pages(base, keep);
+        discard_beyond(base, used, keep);
+    }
+}
+
+/// Makes `[base + keep, base + used)` read as zeros with
+/// `madvise(DONTNEED)`, or by hand if that fails.
+///
+/// # Safety
+///
+/// As for [`reset`].
+unsafe fn discard_beyond(base: *mut u8, used: usize, keep: usize) {
     if used > keep {
         // SAFETY: the caller's promise; `keep` is page-aligned and `used` a
         // multiple of the wasm page size.
@@ -511,6 +552,19 @@ unsafe fn reset(base: *mut u8, used: usize, keep: usize) {
             unsafe { std::ptr::write_bytes(base.add(keep), 0, used - keep) };
         }
     }
+}
+
+/// `slot` with the bytes its last instance may have written (`dirty`)
+/// zeroed: what a warm slot needs before it is used again or leaves the
+/// thread (module docs, step 1).
+fn zeroed(slot: Slot) -> Slot {
+    if slot.dirty > 0 {
+        // SAFETY: a free slot of this thread's lists: mapped, writable (its
+        // first `dirty` bytes lie within its accessible prefix, which has
+        // not changed since its release), page-aligned and unused.
+        unsafe { zero_dirty_pages(slot.base as *mut u8, slot.dirty) };
+    }
+    Slot { dirty: 0, ..slot }
 }
 
 /// Zeroes the pages of `[base, base + len)` that are not all zeros already.
@@ -596,8 +650,9 @@ struct LocalPool {
     owner: Weak<Pools>,
     /// Unused permissions, by [`Resource`].
     credits: [usize; 3],
-    /// Warm slots by class: zeroed, the first `memory_keep_resident`
-    /// bytes possibly resident.
+    /// Warm slots by class: the first `memory_keep_resident` bytes possibly
+    /// resident, and their `dirty` bytes still to be zeroed; the rest reads
+    /// as zeros.
     warm: Box<[Vec<Slot>]>,
     /// Cold slots by class: nothing resident.
     cold: Box<[Vec<Slot>]>,
@@ -729,6 +784,7 @@ impl LocalPool {
                 Slot {
                     base: run.start + i * size,
                     accessible: 0,
+                    dirty: 0,
                 },
             );
         }
@@ -756,16 +812,16 @@ impl LocalPool {
         }
     }
 
-    /// A free slot of `class`, preferring warm ones and ones with `initial`
-    /// bytes accessible (`Guarded`).
+    /// A free slot of `class`, zeroed, preferring warm ones and ones with
+    /// `initial` bytes accessible (`Guarded`).
     fn pop_slot(&mut self, pools: &Pools, class: usize, initial: usize) -> Result<Slot> {
         for list in [&mut self.warm[class], &mut self.cold[class]] {
             if let Some(i) = list.iter().rposition(|s| s.accessible == initial) {
-                return Ok(list.swap_remove(i));
+                return Ok(zeroed(list.swap_remove(i)));
             }
         }
         if let Some(slot) = self.warm[class].pop() {
-            return Ok(slot);
+            return Ok(zeroed(slot));
         }
         // A non-empty cold list was searched above; only slots that
         // arrive now need searching.
@@ -798,6 +854,9 @@ impl Drop for LocalPool {
         }
         self.discard_idle(&pools, usize::MAX);
         for (class, shared) in pools.classes.iter().enumerate() {
+            for slot in self.warm[class].iter_mut() {
+                *slot = zeroed(*slot);
+            }
             let mut shared = shared.lock();
             shared.free.append(&mut self.warm[class]);
             shared.free.append(&mut self.cold[class]);
@@ -893,6 +952,75 @@ mod tests {
         assert!(bytes.iter().all(|&b| b == 0));
         // SAFETY: as above.
         unsafe { pools.release_memory(class, again, 0) };
+    }
+
+    /// Takes `n` slots of class 0, fills them with `byte` and releases
+    /// them in order; returns them.
+    fn release_filled(pools: &Pools, n: usize, byte: u8) -> Vec<Slot> {
+        let slots: Vec<Slot> = (0..n)
+            .map(|_| pools.acquire_memory(0, 65536).expect("slot"))
+            .collect();
+        for &slot in &slots {
+            // SAFETY: 64 KiB of readable, writable memory owned here.
+            unsafe { std::ptr::write_bytes(slot.base as *mut u8, byte, 65536) };
+            // SAFETY: from these pools, unused afterwards.
+            unsafe { pools.release_memory(0, slot, 65536) };
+        }
+        slots
+    }
+
+    fn reads_as_zeros(slot: Slot) -> bool {
+        // SAFETY: a slot of live pools: 64 KiB mapped; only read here.
+        let bytes = unsafe { std::slice::from_raw_parts(slot.base as *const u8, 65536) };
+        bytes.iter().all(|&b| b == 0)
+    }
+
+    #[test]
+    fn warm_slots_past_the_first_few_are_zeroed_when_taken_again() {
+        let pools = pools(MemoryStrategy::Checked, 100);
+        let released = release_filled(&pools, ZEROED_AT_RELEASE + 1, 0xAB);
+        let warm = pools.with_local(|local| local.warm[0].clone());
+        let dirty: Vec<usize> = warm.iter().map(|s| s.dirty).collect();
+        let mut expected = vec![0; ZEROED_AT_RELEASE];
+        expected.push(65536);
+        assert_eq!(
+            dirty, expected,
+            "the first few zeroed at once, the last not yet"
+        );
+        assert!(reads_as_zeros(released[0]));
+        assert!(!reads_as_zeros(released[ZEROED_AT_RELEASE]));
+        let again = pools.acquire_memory(0, 65536).expect("slot");
+        assert_eq!(
+            again.base, released[ZEROED_AT_RELEASE].base,
+            "the last released first"
+        );
+        assert_eq!(again.dirty, 0);
+        assert!(reads_as_zeros(again), "zeroed as it was taken");
+        // SAFETY: from these pools, unused afterwards.
+        unsafe { pools.release_memory(0, again, 65536) };
+    }
+
+    #[test]
+    fn warm_slots_leaving_a_thread_are_zeroed() {
+        let pools = pools(MemoryStrategy::Checked, 100);
+        let released = std::thread::scope(|s| {
+            s.spawn(|| {
+                let slots = release_filled(&pools, ZEROED_AT_RELEASE + 2, 0x5A);
+                let dirty =
+                    pools.with_local(|local| local.warm[0].iter().filter(|s| s.dirty > 0).count());
+                assert_eq!(dirty, 2);
+                slots
+                // The thread's cache goes back to the engine-wide list here.
+            })
+            .join()
+            .expect("thread")
+        });
+        let shared = pools.classes[0].lock();
+        for slot in released {
+            let free = shared.free.iter().find(|s| s.base == slot.base).copied();
+            assert_eq!(free.map(|s| s.dirty), Some(0));
+            assert!(reads_as_zeros(slot));
+        }
     }
 
     /// `Checked` pools that keep no slot warm: every release is discarded.
