@@ -183,8 +183,13 @@ pub(crate) struct VMContextAlloc {
 
 impl VMContextAlloc {
     /// A zeroed VMContext of `size` bytes for an instance of the store
-    /// that owns `arena`; the allocation must be owned by that store.
-    pub(crate) fn new(
+    /// that owns `arena`.
+    ///
+    /// # Safety
+    ///
+    /// The allocation must be owned by that store (dropped with its state,
+    /// before the arena's memory is freed).
+    pub(crate) unsafe fn new(
         size: usize,
         pools: &Arc<Pools>,
         arena: &StoreArena,
@@ -540,7 +545,9 @@ pub(crate) fn instantiate<T>(
     let defined_tables = take_each(&info.tables[info.num_imported_tables as usize..], |ty| {
         TableStorage::from_pool(ty, 0, config, limits.max_table_elements, pools)
     })?;
-    let vmctx = VMContextAlloc::new(offsets.size() as usize, pools, &store.arena)?;
+    // SAFETY: the VMContext goes into the instance's record, which the
+    // store owns (`push_instance` below), or is dropped on an error here.
+    let vmctx = unsafe { VMContextAlloc::new(offsets.size() as usize, pools, &store.arena)? };
 
     // Step 3: commit.
     let index = store.instances.len() as u32;
