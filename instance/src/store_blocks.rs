@@ -44,7 +44,8 @@ pub(crate) const ARENA_ALIGN: usize = 16;
 
 /// A bump arena in the store's heap block (see the module docs).
 pub(crate) struct StoreArena {
-    /// The arena's first byte (dangling if `capacity` is 0).
+    /// The arena's first byte (nothing is read or written through it
+    /// when `capacity` is 0).
     base: NonNull<u8>,
     capacity: usize,
     used: Cell<usize>,
