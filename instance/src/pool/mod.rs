@@ -308,17 +308,19 @@ impl Pools {
                 // SAFETY: the slot is ours and unused (the caller's promise);
                 // `used` bytes of it are mapped.
                 unsafe { discard_beyond(slot.base as *mut u8, used, keep) };
+                let slot = Slot {
+                    dirty: keep,
+                    ..slot
+                };
                 // A few warm slots are zeroed now, off the next instance's
                 // way; in a burst of releases the rest wait until they are
                 // taken again (`pop_slot`).
-                let dirty = if warm.len() < ZEROED_AT_RELEASE {
-                    // SAFETY: as above.
-                    unsafe { zero_dirty_pages(slot.base as *mut u8, keep) };
-                    0
+                let slot = if warm.len() < ZEROED_AT_RELEASE {
+                    zeroed(slot)
                 } else {
-                    keep
+                    slot
                 };
-                warm.push(Slot { dirty, ..slot });
+                warm.push(slot);
             } else if self.strategy == MemoryStrategy::Checked
                 && self.slot_bytes(class) <= MAX_COALESCED_SLOT
             {
@@ -559,9 +561,10 @@ unsafe fn discard_beyond(base: *mut u8, used: usize, keep: usize) {
 /// thread (module docs, step 1).
 fn zeroed(slot: Slot) -> Slot {
     if slot.dirty > 0 {
-        // SAFETY: a free slot of this thread's lists: mapped, writable (its
-        // first `dirty` bytes lie within its accessible prefix, which has
-        // not changed since its release), page-aligned and unused.
+        // SAFETY: a free slot of this thread, released or in its lists:
+        // mapped, writable (its first `dirty` bytes lie within its
+        // accessible prefix, which has not changed since its release),
+        // page-aligned and unused.
         unsafe { zero_dirty_pages(slot.base as *mut u8, slot.dirty) };
     }
     Slot { dirty: 0, ..slot }
