@@ -198,26 +198,26 @@ impl VMContextAlloc {
             .ok_or_else(|| Error::Resource(format!("a VMContext of {size} bytes is too large")))?;
         pools.acquire(Resource::Instances)?;
         let exact = Layout::from_size_align(size.max(1), layout.align()).ok();
-        if let Some(ptr) = exact.and_then(|exact| arena.alloc(exact)) {
-            // SAFETY: fresh room for `size` bytes in the arena.
-            unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0, size) };
-            return Ok(VMContextAlloc {
-                ptr,
-                size,
-                layout: None,
-                pools: NonNull::from(&**pools),
-            });
-        }
-        let Some(ptr) = pool::alloc_vmctx(layout) else {
-            pools.release(Resource::Instances);
-            return Err(Error::Resource(format!(
-                "cannot allocate a VMContext of {size} bytes"
-            )));
+        let (ptr, layout) = match exact.and_then(|exact| arena.alloc(exact)) {
+            Some(ptr) => {
+                // SAFETY: fresh room for `size` bytes in the arena.
+                unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0, size) };
+                (ptr, None)
+            }
+            None => match pool::alloc_vmctx(layout) {
+                Some(ptr) => (ptr, Some(layout)),
+                None => {
+                    pools.release(Resource::Instances);
+                    return Err(Error::Resource(format!(
+                        "cannot allocate a VMContext of {size} bytes"
+                    )));
+                }
+            },
         };
         Ok(VMContextAlloc {
             ptr,
             size,
-            layout: Some(layout),
+            layout,
             pools: NonNull::from(&**pools),
         })
     }
