@@ -112,6 +112,28 @@ pub fn set_resume_hints(hints: [usize; RESUME_HINTS]) {
     }
 }
 
+/// How many addresses [`set_park_hints`] takes.
+pub const PARK_HINTS: usize = 3;
+
+/// Tells the worker which memory the running green thread touches first
+/// when it is woken from its next park, beyond what
+/// [`set_resume_hints`] names: say, the buffer a read that is about to park
+/// will fill. Zeros are ignored.
+///
+/// Only a hint, as for [`set_resume_hints`]: when a parked green thread is
+/// woken, the worker starts loading these addresses a few switches before
+/// it runs. They are not used when it resumes after a yield (a yielding
+/// green thread is still in the caches' reach, and its queue entry carries
+/// its resume hints), and they stay set until replaced. Nothing is ever
+/// read or written through them: any value is safe. No effect outside a
+/// green thread.
+#[inline]
+pub fn set_park_hints(hints: [usize; PARK_HINTS]) {
+    if let Some(task) = crate::context::current_task() {
+        task.local().park_hints.set(hints);
+    }
+}
+
 /// Per-green-thread storage owned by a [`SwitchHook`]: room for one `Copy`
 /// value of up to 32 bytes (alignment up to 8), empty when the green thread
 /// is spawned. Typed and checked: [`get`](Self::get) only returns a value of

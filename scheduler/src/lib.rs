@@ -89,8 +89,8 @@ pub use epoch::{
 pub use error::{BuildError, Cancelled, JoinError, ShutdownError, SpawnError};
 pub use executor::{spawn, Executor, Handle, ShutdownMode};
 pub use hooks::{
-    current_stack_bounds, green_local, set_green_local, set_resume_hints, stack_guard_contains,
-    IdleHook, StackBounds, SwitchHook, SwitchSlot, RESUME_HINTS,
+    current_stack_bounds, green_local, set_green_local, set_park_hints, set_resume_hints,
+    stack_guard_contains, IdleHook, StackBounds, SwitchHook, SwitchSlot, PARK_HINTS, RESUME_HINTS,
 };
 pub use join::JoinHandle;
 pub use thread::{

@@ -94,6 +94,9 @@ pub(crate) struct TaskLocal {
     pub(crate) green_local: Cell<*mut ()>,
     /// Storage of the executor's switch hook, if any.
     pub(crate) switch_slot: UnsafeCell<SwitchSlot>,
+    // Touched when a parked task is woken (see `Task::WOKEN_LINES`).
+    /// See [`crate::set_park_hints`].
+    pub(crate) park_hints: Cell<[usize; crate::hooks::PARK_HINTS]>,
     // Touched when the task starts, sleeps, is cancelled or ends.
     /// Epoch value at which `yield_if_deadline_passed` yields.
     pub(crate) deadline: Cell<u64>,
@@ -126,8 +129,10 @@ pub(crate) trait AbortJoin: Send + Sync {
 /// "Prefetching" in `worker.rs`). So the record starts on a cache line and
 /// what a switch reads or writes (the park and cancel flags, then the
 /// first fields of [`TaskLocal`], through its switch slot) fills its first
-/// [`Task::HOT_LINES`] lines; the rest (identity, the worker's and the
-/// joiner's handles, timers, shutdown state) comes after. Unordered, the
+/// [`Task::HOT_LINES`] lines, and the park hints, read when the task is
+/// woken after a park, follow on the next line ([`Task::WOKEN_LINES`]);
+/// the rest (identity, the worker's and the joiner's handles, timers,
+/// shutdown state) comes after. Unordered, the
 /// same fields spread over five or six lines.
 #[repr(C, align(64))]
 pub(crate) struct Task {
@@ -142,6 +147,9 @@ pub(crate) struct Task {
 impl Task {
     /// Cache lines from the start of a task that a switch touches.
     pub(crate) const HOT_LINES: usize = 3;
+    /// Lines from the start of a task that resuming it after a park
+    /// touches: the switch's, and its park hints.
+    pub(crate) const WOKEN_LINES: usize = Task::HOT_LINES + 1;
 }
 
 const _: () = {
@@ -151,6 +159,13 @@ const _: () = {
     assert!(
         hot_end <= Task::HOT_LINES * 64,
         "a switch's fields of Task must fit in Task::HOT_LINES lines"
+    );
+    let woken_end = std::mem::offset_of!(Task, local)
+        + std::mem::offset_of!(TaskLocal, park_hints)
+        + std::mem::size_of::<[usize; crate::hooks::PARK_HINTS]>();
+    assert!(
+        woken_end <= Task::WOKEN_LINES * 64,
+        "the park hints must fit in Task::WOKEN_LINES lines"
     );
 };
 
@@ -192,6 +207,7 @@ impl Task {
                 force_unwinding: Cell::new(false),
                 suspended_at: Cell::new(0),
                 resume_hints: Cell::new([0; crate::hooks::RESUME_HINTS]),
+                park_hints: Cell::new([0; crate::hooks::PARK_HINTS]),
                 reservation_released: Cell::new(false),
             },
         })

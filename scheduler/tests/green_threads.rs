@@ -125,6 +125,48 @@ fn park_and_unpark_from_an_os_thread() {
     assert_eq!(handle.join().expect("parked"), 42);
 }
 
+/// Resume and park hints are only prefetched, never read: addresses that
+/// are not mapped, or not even canonical, must not fault when a crowd of
+/// parked green threads is woken at once (every woken one then goes
+/// through the worker's prefetch steps for woken tasks).
+#[test]
+fn wild_resume_and_park_hints_are_harmless() {
+    const THREADS: usize = 64;
+    let exec = executor(1);
+    let parked = Arc::new(AtomicUsize::new(0));
+    let go = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let (parked, go) = (parked.clone(), go.clone());
+            exec.spawn(move || {
+                let wild = [1, usize::MAX - i, 0xdead_0000_0000 + i * 4096];
+                shoal_scheduler::set_park_hints(wild);
+                shoal_scheduler::set_resume_hints([usize::MAX, 8, 0x7fff_ffff_f000, i]);
+                parked.fetch_add(1, Ordering::SeqCst);
+                while !go.load(Ordering::Acquire) {
+                    shoal_scheduler::park();
+                }
+                // And once more through the yield path's entry copies.
+                yield_now();
+                i
+            })
+            .expect("spawn")
+        })
+        .collect();
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while parked.load(Ordering::SeqCst) < THREADS {
+        assert!(Instant::now() < give_up, "green threads never parked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    go.store(true, Ordering::Release);
+    for handle in &handles {
+        handle.thread().unpark();
+    }
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.join().expect("woken"), i);
+    }
+}
+
 #[test]
 fn unpark_before_park_is_not_lost() {
     let exec = executor(1);

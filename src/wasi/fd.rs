@@ -136,7 +136,10 @@ pub fn fd_read(
         }
         Descriptor::Input(Input::Null) => 0,
         Descriptor::TcpStream(stream) => {
-            read_into_iovecs(mem, &iovs, true, |buf| stream.read(buf, nonblocking))?
+            let count_at = mem.hint_addr(nread);
+            read_into_iovecs(mem, &iovs, true, |buf| {
+                stream.read(buf, nonblocking, count_at)
+            })?
         }
         Descriptor::Dir(_) => return Err(Errno::IsDir.into()),
         Descriptor::Output(_) => return Err(Errno::Badf.into()),

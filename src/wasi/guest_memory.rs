@@ -90,6 +90,13 @@ impl<'a> GuestMemory<'a> {
         Ok(&mut self.bytes[range])
     }
 
+    /// The host address of guest address `ptr`, as a cache hint only
+    /// (`shoal_scheduler::set_park_hints`): nothing is read or written
+    /// through it, so it need not be in bounds.
+    pub fn hint_addr(&self, ptr: u32) -> usize {
+        (self.bytes.as_ptr() as usize).wrapping_add(ptr as usize)
+    }
+
     /// Copies `data` to `ptr`.
     pub fn write(&mut self, ptr: u32, data: &[u8]) -> Result<(), Errno> {
         let len = u32::try_from(data.len()).map_err(|_| Errno::Fault)?;

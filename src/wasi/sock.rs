@@ -53,16 +53,19 @@ impl StreamSocket {
     }
 
     /// Reads once into `buf`: parks until data, end of stream or an error
-    /// (or `EAGAIN` at once in non-blocking mode).
-    pub fn read(&self, buf: &mut [u8], nonblocking: bool) -> CallResult<usize> {
+    /// (or `EAGAIN` at once in non-blocking mode). `count_at` is the host
+    /// address of the guest word the caller writes the byte count to (a
+    /// cache hint only).
+    pub fn read(&self, buf: &mut [u8], nonblocking: bool, count_at: usize) -> CallResult<usize> {
         if nonblocking {
             return io_result(host_io::recv_fd(self.raw_fd(), buf, libc::MSG_DONTWAIT));
         }
+        self.hint_park(buf, count_at);
         io_result((&self.stream).read(buf))
     }
 
     /// Like `read`, leaving the data queued.
-    pub fn peek(&self, buf: &mut [u8], nonblocking: bool) -> CallResult<usize> {
+    pub fn peek(&self, buf: &mut [u8], nonblocking: bool, count_at: usize) -> CallResult<usize> {
         if nonblocking {
             return io_result(host_io::recv_fd(
                 self.raw_fd(),
@@ -70,7 +73,22 @@ impl StreamSocket {
                 libc::MSG_PEEK | libc::MSG_DONTWAIT,
             ));
         }
+        self.hint_park(buf, count_at);
         io_result(self.stream.peek(buf))
+    }
+
+    /// Before a read that may park: what it touches when the data comes.
+    /// The kernel copies the data into the guest's buffer, the caller
+    /// writes the count into guest memory, and both start from this
+    /// socket; with a thousand connections none of them is in the caches
+    /// any more, so the worker loads them while the green threads before
+    /// this one run (see `shoal_scheduler::set_park_hints`).
+    fn hint_park(&self, buf: &[u8], count_at: usize) {
+        shoal_scheduler::set_park_hints([
+            buf.as_ptr() as usize,
+            count_at,
+            self as *const StreamSocket as usize,
+        ]);
     }
 
     /// Writes some of `buf`: parks until the socket takes at least a byte
@@ -218,16 +236,19 @@ pub fn sock_recv(
     let entry = ctx.fds.get_with(fd, rights::FD_READ)?;
     let nonblocking = entry.flags & fdflags::NONBLOCK != 0;
     let stream = stream_of(entry)?;
+    let count_at = mem.hint_addr(ro_datalen);
     let peek = ri_flags & u32::from(sock::RECV_PEEK) != 0;
     let wait_all = ri_flags & u32::from(sock::RECV_WAITALL) != 0;
     let n = if peek {
-        read_into_iovecs(mem, &iovs, true, |buf| stream.peek(buf, nonblocking))?
+        read_into_iovecs(mem, &iovs, true, |buf| {
+            stream.peek(buf, nonblocking, count_at)
+        })?
     } else if wait_all {
         // Keep reading until every buffer is full or the stream ends.
         read_into_iovecs(mem, &iovs, false, |buf| {
             let mut done = 0;
             while done < buf.len() {
-                match stream.read(&mut buf[done..], nonblocking) {
+                match stream.read(&mut buf[done..], nonblocking, count_at) {
                     Ok(0) => break,
                     Ok(n) => done += n,
                     Err(e) if done > 0 && matches!(e, CallError::Errno(_)) => break,
@@ -237,7 +258,9 @@ pub fn sock_recv(
             Ok(done)
         })?
     } else {
-        read_into_iovecs(mem, &iovs, true, |buf| stream.read(buf, nonblocking))?
+        read_into_iovecs(mem, &iovs, true, |buf| {
+            stream.read(buf, nonblocking, count_at)
+        })?
     };
     mem.write_u32(ro_datalen, n)?;
     mem.write_u16(ro_flags, 0)?;
