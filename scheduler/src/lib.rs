@@ -65,6 +65,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod cache;
 pub mod channel;
 mod context;
 mod epoch;
