@@ -167,6 +167,37 @@ fn wild_resume_and_park_hints_are_harmless() {
     }
 }
 
+/// `JoinHandle::prefetch` is only a hint: on a running thread's handle, a
+/// finished one's, or a handle already prefetched, it neither waits nor
+/// changes what `join` returns.
+#[test]
+fn join_prefetch_changes_nothing() {
+    let exec = executor(1);
+    let go = Arc::new(AtomicBool::new(false));
+    let go2 = go.clone();
+    let waiting = exec
+        .spawn(move || {
+            while !go2.load(Ordering::Acquire) {
+                shoal_scheduler::park();
+            }
+            7
+        })
+        .expect("spawn");
+    let done = exec.spawn(|| 8).expect("spawn");
+    waiting.prefetch();
+    assert!(!waiting.is_finished(), "prefetch waited for the thread");
+    go.store(true, Ordering::Release);
+    waiting.thread().unpark();
+    while !done.is_finished() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    done.prefetch();
+    done.prefetch();
+    assert_eq!(done.join().expect("done"), 8);
+    waiting.prefetch();
+    assert_eq!(waiting.join().expect("woken"), 7);
+}
+
 #[test]
 fn unpark_before_park_is_not_lost() {
     let exec = executor(1);

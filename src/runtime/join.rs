@@ -49,6 +49,13 @@ impl<R> JoinHandle<R> {
         self.inner.is_finished()
     }
 
+    /// Starts loading what joining this handle touches: call it a few
+    /// handles ahead when collecting many finished instances (see
+    /// [`shoal_scheduler::JoinHandle::prefetch`]).
+    pub fn prefetch(&self) {
+        self.inner.prefetch();
+    }
+
     /// The green thread running the instance (for `unpark`, its worker).
     pub fn thread(&self) -> &shoal_scheduler::Thread {
         self.inner.thread()
