@@ -201,7 +201,7 @@ impl IoTable {
         if let Some(slot) = self.slots.get(index) {
             let at = slot as *const IoSlot as usize;
             prefetch(at);
-            prefetch(at + std::mem::size_of::<IoSlot>() - 1);
+            prefetch(at.wrapping_add(std::mem::size_of::<IoSlot>() - 1));
         }
     }
 

@@ -132,8 +132,8 @@ pub(crate) trait AbortJoin: Send + Sync {
 /// [`Task::HOT_LINES`] lines, and the park hints, read when the task is
 /// woken after a park, follow on the next line ([`Task::WOKEN_LINES`]);
 /// the rest (identity, the worker's and the joiner's handles, timers,
-/// shutdown state) comes after. Unordered, the
-/// same fields spread over five or six lines.
+/// shutdown state) comes after. Unordered, the same fields spread over
+/// five or six lines.
 #[repr(C, align(64))]
 pub(crate) struct Task {
     park: AtomicU8,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use shoal_scheduler::{
     current, current_stack_bounds, current_worker_index, epoch_counter, green_local, set_deadline,
     set_green_local, sleep, spawn, stack_guard_contains, try_park, try_yield_now,
-    yield_if_deadline_passed, yield_now, Cancelled, Executor, JoinError, ShutdownMode, SpawnError,
+    yield_if_deadline_passed, yield_now, Cancelled, Executor, JoinError, JoinHandle, ShutdownMode,
+    SpawnError,
 };
 
 /// Waits (bounded) until a green thread has reached a point.
@@ -106,9 +107,9 @@ fn sleeping_does_not_block_the_worker() {
     assert!(sleeper.join().expect_err("cancelled").is_cancelled());
 }
 
-#[test]
-fn park_and_unpark_from_an_os_thread() {
-    let exec = executor(2);
+/// Spawns a green thread that parks until the returned flag is set (and it
+/// is unparked), then returns `value`.
+fn parked_until_released(exec: &Executor, value: i32) -> (Arc<AtomicBool>, JoinHandle<i32>) {
     let ready = Arc::new(AtomicBool::new(false));
     let ready2 = ready.clone();
     let handle = exec
@@ -116,9 +117,16 @@ fn park_and_unpark_from_an_os_thread() {
             while !ready2.load(Ordering::Acquire) {
                 shoal_scheduler::park();
             }
-            42
+            value
         })
         .expect("spawn");
+    (ready, handle)
+}
+
+#[test]
+fn park_and_unpark_from_an_os_thread() {
+    let exec = executor(2);
+    let (ready, handle) = parked_until_released(&exec, 42);
     std::thread::sleep(Duration::from_millis(20));
     ready.store(true, Ordering::Release);
     handle.thread().unpark();
@@ -173,16 +181,7 @@ fn wild_resume_and_park_hints_are_harmless() {
 #[test]
 fn join_prefetch_changes_nothing() {
     let exec = executor(1);
-    let go = Arc::new(AtomicBool::new(false));
-    let go2 = go.clone();
-    let waiting = exec
-        .spawn(move || {
-            while !go2.load(Ordering::Acquire) {
-                shoal_scheduler::park();
-            }
-            7
-        })
-        .expect("spawn");
+    let (go, waiting) = parked_until_released(&exec, 7);
     let done = exec.spawn(|| 8).expect("spawn");
     waiting.prefetch();
     assert!(!waiting.is_finished(), "prefetch waited for the thread");
