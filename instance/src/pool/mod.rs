@@ -327,7 +327,7 @@ impl Pools {
                 local.discard_later(self, class, slot);
             } else {
                 // SAFETY: as above.
-                unsafe { reset(slot.base as *mut u8, used, 0) };
+                unsafe { discard_beyond(slot.base as *mut u8, used, 0) };
                 local.push_cold(self, class, slot);
             }
             local.return_credit(self, Resource::Memories);
@@ -521,29 +521,14 @@ fn map_count_hint() -> String {
     }
 }
 
-/// Makes the first `used` bytes at `base` read as zeros: the first `keep`
-/// by hand (they stay resident), the rest with `madvise(DONTNEED)`.
-///
-/// # Safety
-///
-/// `base..base + used` must be mapped, writable if `keep > 0`, private and
-/// anonymous, owned by the caller and unused; `keep` a multiple of the page
-/// size.
-unsafe fn reset(base: *mut u8, used: usize, keep: usize) {
-    let keep = keep.min(used);
-    // SAFETY: the caller's promise.
-    unsafe {
-        zero_dirty_pages(base, keep);
-        discard_beyond(base, used, keep);
-    }
-}
-
 /// Makes `[base + keep, base + used)` read as zeros with
-/// `madvise(DONTNEED)`, or by hand if that fails.
+/// `madvise(DONTNEED)`, or by hand if that fails. (The first `keep` bytes
+/// of a warm slot are zeroed by [`zeroed`].)
 ///
 /// # Safety
 ///
-/// As for [`reset`].
+/// `base..base + used` must be mapped, writable, private and anonymous,
+/// owned by the caller and unused; `keep` a multiple of the page size.
 unsafe fn discard_beyond(base: *mut u8, used: usize, keep: usize) {
     if used > keep {
         // SAFETY: the caller's promise; `keep` is page-aligned and `used` a
@@ -779,7 +764,7 @@ impl LocalPool {
         let size = pools.slot_bytes(class);
         // SAFETY: the run's slots are adjacent slots of one slab, released
         // and unused; slabs are private, anonymous and writable.
-        unsafe { reset(run.start as *mut u8, run.count * size, 0) };
+        unsafe { discard_beyond(run.start as *mut u8, run.count * size, 0) };
         for i in 0..run.count {
             self.push_cold(
                 pools,
