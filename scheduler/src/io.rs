@@ -41,7 +41,7 @@ use mio::{Events, Interest, Poll, Token};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use crate::cache::{prefetch, LINE};
+use crate::cache::prefetch;
 use crate::context::{current_task, current_worker};
 use crate::error::Cancelled;
 use crate::sys;
@@ -206,18 +206,12 @@ impl IoTable {
     }
 
     /// Starts loading what waking the tasks waiting on the slot of `token`
-    /// touches (see [`IoTable::dispatch_all`]): each one's park word (the
-    /// first line of its record), its worker's handle, and the line before
-    /// the record, where its `Arc` keeps the counts (a guess at `Arc`'s
-    /// layout; a prefetch is only a hint).
+    /// touches (see [`IoTable::dispatch_all`] and `Task::prefetch_shared`).
     fn prefetch_waiters(&self, token: usize) {
         let (index, _) = Self::split(token);
         if let Some(slot) = self.slots.get(index) {
             for task in slot.readers.iter().chain(slot.writers.iter()) {
-                let at = Arc::as_ptr(task) as usize;
-                prefetch(at);
-                prefetch(at.wrapping_sub(LINE));
-                prefetch(std::ptr::addr_of!(task.remote) as usize);
+                Task::prefetch_shared(task);
             }
         }
     }

@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use corosensei::{Coroutine, Yielder};
 
+use crate::cache::{prefetch, LINE};
 use crate::context::current_worker;
 use crate::error::{Cancelled, SpawnError};
 use crate::hooks::SwitchSlot;
@@ -268,6 +269,18 @@ impl Task {
     /// Sets the cancel flag without waking (the caller schedules).
     pub(crate) fn set_cancelled(&self) {
         self.cancelled.store(true, Ordering::Release);
+    }
+
+    /// Starts loading what a handle held outside the worker touches when
+    /// it wakes the task or drops the last reference to it: the first line
+    /// of the record (the park word), the line of its worker's handle, and
+    /// the line before the record, where `Arc` keeps its counts (a guess
+    /// at `Arc`'s layout: a prefetch is only a hint).
+    pub(crate) fn prefetch_shared(this: &Arc<Task>) {
+        let at = Arc::as_ptr(this) as usize;
+        prefetch(at.wrapping_sub(LINE));
+        prefetch(at);
+        prefetch(std::ptr::addr_of!(this.remote) as usize);
     }
 
     /// Makes the park token available; schedules the task if it is parked.

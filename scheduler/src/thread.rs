@@ -41,7 +41,6 @@ use std::panic::resume_unwind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cache::{prefetch, LINE};
 use crate::context::{current_task, current_worker};
 use crate::epoch::epoch_now;
 use crate::error::Cancelled;
@@ -115,15 +114,11 @@ impl Thread {
     }
 
     /// Starts loading what dropping the last handle of a finished green
-    /// thread touches: its record's first line and the `Arc`'s counts
-    /// before it, and the line of its worker's handle (see
-    /// [`JoinHandle::prefetch`](crate::JoinHandle::prefetch)).
+    /// thread touches (see [`JoinHandle::prefetch`](crate::JoinHandle::prefetch)
+    /// and `Task::prefetch_shared`).
     pub(crate) fn prefetch_record(&self) {
         if let Inner::Green(task) = &self.inner {
-            let at = Arc::as_ptr(task) as usize;
-            prefetch(at.wrapping_sub(LINE));
-            prefetch(at);
-            prefetch(std::ptr::addr_of!(task.remote) as usize);
+            Task::prefetch_shared(task);
         }
     }
 
