@@ -818,11 +818,7 @@ fn prefetch_next(queue: &mut VecDeque<Queued>) {
         };
         prefetch_resume(local.suspended_at.get(), local.resume_hints.get(), lines);
         if woken {
-            for hint in local.park_hints.get() {
-                if hint != 0 {
-                    prefetch(hint);
-                }
-            }
+            prefetch_hints(&local.park_hints.get());
         }
     }
 }
@@ -840,7 +836,13 @@ fn prefetch_resume(sp: usize, hints: [usize; RESUME_HINTS], lines: usize) {
             prefetch(from.wrapping_add(line * LINE));
         }
     }
-    for hint in hints {
+    prefetch_hints(&hints);
+}
+
+/// Prefetches each hint (0: none).
+#[inline(always)]
+fn prefetch_hints(hints: &[usize]) {
+    for &hint in hints {
         if hint != 0 {
             prefetch(hint);
         }
