@@ -12,6 +12,7 @@ use crate::stack_pool::StackPoolConfig;
 pub(crate) struct Config {
     pub workers: usize,
     pub pin_workers: bool,
+    pub rotate_workers: bool,
     pub stacks: StackPoolConfig,
     pub epoch_tick: Duration,
     pub timeslice_ticks: u64,
@@ -26,6 +27,7 @@ pub(crate) struct Config {
 pub struct ExecutorBuilder {
     workers: Option<usize>,
     pin_workers: bool,
+    rotate_workers: bool,
     stack_size: usize,
     guard_size: usize,
     max_stacks_per_worker: usize,
@@ -58,6 +60,7 @@ impl ExecutorBuilder {
         ExecutorBuilder {
             workers: None,
             pin_workers: false,
+            rotate_workers: true,
             stack_size: 256 * 1024,
             guard_size: 16 * 1024,
             max_stacks_per_worker: 1 << 20,
@@ -82,6 +85,17 @@ impl ExecutorBuilder {
     /// Pins worker `i` to the `i`-th CPU the process may use (default: off).
     pub fn pin_workers(mut self, pin: bool) -> Self {
         self.pin_workers = pin;
+        self
+    }
+
+    /// Moves every worker to the next CPU every
+    /// [`ROTATION_PERIOD`](crate::ROTATION_PERIOD) (default: on), so that a
+    /// CPU slower than the others slows every worker's green threads alike
+    /// instead of one worker's. It applies only to unpinned workers, one
+    /// per CPU the process may use (the default count), and keeps each
+    /// worker within its NUMA node; see `rotation.rs` for the protocol.
+    pub fn rotate_workers(mut self, rotate: bool) -> Self {
+        self.rotate_workers = rotate;
         self
     }
 
@@ -221,6 +235,7 @@ impl ExecutorBuilder {
         Ok(Config {
             workers,
             pin_workers: self.pin_workers,
+            rotate_workers: self.rotate_workers,
             stacks: StackPoolConfig {
                 stack_size: self.stack_size,
                 guard_size: self.guard_size,

@@ -22,6 +22,7 @@ use crate::context::current_worker;
 use crate::epoch::{epoch_counter, EpochLease};
 use crate::error::{BuildError, ShutdownError, SpawnError};
 use crate::join::{make_job, JoinHandle, Packet};
+use crate::rotation::Rotator;
 use crate::stack_pool::StackPool;
 use crate::task::Task;
 use crate::worker::{Message, WorkerCore, WorkerRemote, WAKER_TOKEN};
@@ -303,6 +304,8 @@ where
 pub struct Executor {
     handle: Handle,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Moves the workers between CPUs, when that applies (`rotation.rs`).
+    rotator: Option<Rotator>,
 }
 
 impl Executor {
@@ -346,6 +349,9 @@ impl Executor {
             epoch_lease: Mutex::new(Some(lease)),
             timeslice_ticks: config.timeslice_ticks,
         });
+        let rotation =
+            Rotator::applies(config.rotate_workers, config.pin_workers, n).and_then(Rotator::start);
+        let (rotator, thread_ids) = rotation.unzip();
         let mut threads = Vec::with_capacity(n);
         for (index, poll) in polls.into_iter().enumerate() {
             let remote = shared.workers[index].clone();
@@ -355,9 +361,11 @@ impl Executor {
             let capacity = config.event_capacity;
             let epoch_tick = config.epoch_tick;
             let hooks = config.hooks;
+            let thread_ids = thread_ids.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", config.thread_name))
                 .spawn(move || {
+                    let _rotated = thread_ids.map(|ids| ids.register(index));
                     if pin {
                         // Best effort: an unpinned worker still works.
                         let _ = crate::sys::pin_current_thread(index);
@@ -385,6 +393,9 @@ impl Executor {
                     for thread in threads {
                         let _ = thread.join();
                     }
+                    if let Some(rotator) = rotator {
+                        rotator.stop();
+                    }
                     return Err(BuildError::Thread(err));
                 }
             }
@@ -392,6 +403,7 @@ impl Executor {
         Ok(Executor {
             handle: Handle { shared },
             threads,
+            rotator,
         })
     }
 
@@ -427,6 +439,12 @@ impl Executor {
         self.handle.workers()
     }
 
+    /// Whether the workers are being moved between CPUs (see
+    /// [`ExecutorBuilder::rotate_workers`](crate::ExecutorBuilder::rotate_workers)).
+    pub fn rotates_workers(&self) -> bool {
+        self.rotator.is_some()
+    }
+
     /// The process-wide epoch counter (same as [`crate::epoch_counter`]).
     pub fn epoch_counter(&self) -> &'static AtomicU64 {
         epoch_counter()
@@ -455,6 +473,9 @@ impl Executor {
             if thread.join().is_err() {
                 result = Err(ShutdownError::WorkerPanicked(index));
             }
+        }
+        if let Some(rotator) = self.rotator.take() {
+            rotator.stop();
         }
         result
     }

@@ -37,6 +37,9 @@
 //! - [`io`] and [`net`]: readiness waits and blocking-style TCP.
 //! - The stack pool (`stack_pool.rs`): stacks carved from a few large
 //!   regions, with guard pages that do not cost `vm.max_map_count` entries.
+//! - Worker rotation (`rotation.rs`): one worker per CPU, each moved to
+//!   the next CPU of its node every [`ROTATION_PERIOD`], so that a slow CPU
+//!   slows every worker's green threads alike.
 //! - The epoch ([`epoch_counter`]): a process-wide tick counter with a
 //!   stable address, for compiled code to check deadlines against.
 //!
@@ -75,6 +78,7 @@ mod hooks;
 pub mod io;
 mod join;
 pub mod net;
+mod rotation;
 mod stack_pool;
 mod sys;
 mod task;
@@ -94,6 +98,7 @@ pub use hooks::{
     stack_guard_contains, IdleHook, StackBounds, SwitchHook, SwitchSlot, PARK_HINTS, RESUME_HINTS,
 };
 pub use join::JoinHandle;
+pub use rotation::ROTATION_PERIOD;
 pub use thread::{
     current, current_worker_index, deadline, is_cancel_unwind, is_cancelled, is_green_thread, park,
     park_timeout, set_deadline, set_deadline_in, set_timeslice, sleep, try_park, try_park_timeout,

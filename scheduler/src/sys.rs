@@ -171,7 +171,7 @@ pub(crate) fn resident_pages(addr: usize, len: usize) -> io::Result<usize> {
 }
 
 /// The CPUs this process may run on (its affinity mask), ascending.
-fn allowed_cpu_list() -> io::Result<Vec<usize>> {
+pub(crate) fn allowed_cpu_list() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `allowed` is a valid, writable cpu_set_t of the size passed.
@@ -199,16 +199,53 @@ pub(crate) fn pin_current_thread(index: usize) -> io::Result<usize> {
     let Some(&cpu) = cpus.get(index % cpus.len().max(1)) else {
         return Err(io::Error::other("the process may not run on any CPU"));
     };
-    // SAFETY: as above, plain data.
+    set_thread_affinity(0, &[cpu])?;
+    Ok(cpu)
+}
+
+/// The calling thread's kernel thread id.
+pub(crate) fn current_thread_id() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+/// Restricts thread `tid` (0: the calling thread) to `cpus`. The caller
+/// must know that `tid` is a live thread of this process: a thread id is
+/// reused once its thread has ended.
+pub(crate) fn set_thread_affinity(tid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu < max`, inside the set.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 = this thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    for &cpu in cpus {
+        if cpu >= max {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: `cpu < max`, inside the set.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(cpu)
+    Ok(())
+}
+
+/// The NUMA node of `cpu`, from sysfs (`/sys/devices/system/cpu/cpuN/nodeM`);
+/// `None` where the kernel does not say (no NUMA support: one node).
+pub(crate) fn cpu_node(cpu: usize) -> Option<usize> {
+    std::fs::read_dir(format!("/sys/devices/system/cpu/cpu{cpu}"))
+        .ok()?
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("node")?
+                .parse()
+                .ok()
+        })
+        .next()
 }
 
 /// Best effort: makes the calling thread `SCHED_FIFO` (priority 1), or failing

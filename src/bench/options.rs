@@ -37,6 +37,8 @@ pub struct StressOptions {
     pub max_instances_per_worker: Option<usize>,
     /// Show a progress bar on stderr for runs longer than a second.
     pub progress: bool,
+    /// Rotate the workers over the CPUs (default: on, the runtime's).
+    pub rotate_workers: bool,
 }
 
 impl Default for StressOptions {
@@ -50,6 +52,7 @@ impl Default for StressOptions {
             pool_max_instances: None,
             max_instances_per_worker: None,
             progress: false,
+            rotate_workers: true,
         }
     }
 }
@@ -118,7 +121,8 @@ impl StressOptions {
             .memory_strategy(self.memory_strategy)
             .epoch_tick(self.tick)
             .engine_config(config)
-            .max_instances_per_worker(per_worker);
+            .max_instances_per_worker(per_worker)
+            .rotate_workers(self.rotate_workers);
         if let Some(w) = self.workers {
             builder = builder.workers(w);
         }
@@ -163,6 +167,9 @@ impl StressOptions {
         }
         if let Some(v) = self.max_instances_per_worker {
             options.set("max_instances_per_worker", v);
+        }
+        if !self.rotate_workers {
+            options.set("rotate_workers", false);
         }
         if let Some(dir) = &self.workloads_dir {
             options.set("workloads_dir", dir.display().to_string());

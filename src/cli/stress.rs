@@ -81,6 +81,11 @@ struct GlobalArgs {
     /// Never draw the progress bar.
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Keep each worker on the CPU the kernel gives it, instead of moving
+    /// the workers through the CPUs every 100 ms (which keeps a slow CPU
+    /// from slowing one worker's instances only).
+    #[arg(long, global = true)]
+    no_rotation: bool,
 }
 
 /// The workloads.
@@ -213,6 +218,7 @@ pub fn stress(args: StressArgs) -> Result<ExitCode, CliError> {
         pool_max_instances: g.pool_max_instances,
         max_instances_per_worker: g.max_instances_per_worker,
         progress: !g.json && !g.no_progress && std::io::stderr().is_terminal(),
+        rotate_workers: !g.no_rotation,
     };
     let outcome: Result<(Report, Option<String>), StressError> = match args.workload {
         Workload::Spawn {

@@ -34,6 +34,7 @@ use std::time::Duration;
 pub struct RuntimeBuilder {
     pub(crate) workers: Option<usize>,
     pub(crate) pin_workers: bool,
+    pub(crate) rotate_workers: bool,
     pub(crate) epoch_tick: Duration,
     pub(crate) timeslice: Option<Duration>,
     pub(crate) memory_strategy: MemoryStrategy,
@@ -55,6 +56,7 @@ impl RuntimeBuilder {
         RuntimeBuilder {
             workers: None,
             pin_workers: false,
+            rotate_workers: true,
             epoch_tick: Duration::from_micros(250),
             timeslice: None,
             memory_strategy: MemoryStrategy::Checked,
@@ -73,6 +75,15 @@ impl RuntimeBuilder {
     /// Pins worker `i` to the `i`-th CPU (default: off).
     pub fn pin_workers(mut self, pin: bool) -> Self {
         self.pin_workers = pin;
+        self
+    }
+
+    /// Moves each worker to the next CPU every 100 ms, so that a CPU slower
+    /// than the others slows every worker's instances alike (default: on;
+    /// only for unpinned workers, one per CPU). See
+    /// [`shoal_scheduler::ExecutorBuilder::rotate_workers`].
+    pub fn rotate_workers(mut self, rotate: bool) -> Self {
+        self.rotate_workers = rotate;
         self
     }
 

@@ -153,6 +153,7 @@ impl Runtime {
             .map_err(BuildError::Engine)?;
         let mut executor = Executor::builder()
             .pin_workers(b.pin_workers)
+            .rotate_workers(b.rotate_workers)
             .epoch_tick(b.epoch_tick)
             .timeslice(Some(ticks_to_duration(b.epoch_tick, timeslice_ticks)))
             .stack_size(b.contract.stack_size)
