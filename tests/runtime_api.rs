@@ -224,3 +224,26 @@ fn handles_and_templates_are_send_and_sync() {
     send::<RunError>();
     send_sync::<shoal::runtime::SpawnError>();
 }
+
+/// The runtime forwards `rotate_workers` to its executor: on by default,
+/// where it applies (one unpinned worker per CPU, at least two).
+#[test]
+fn worker_rotation_is_on_by_default_and_can_be_turned_off() {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(rc, 0);
+    // SAFETY: `set` is a valid cpu_set_t.
+    let cpus = unsafe { libc::CPU_COUNT(&set) } as usize;
+    let rotating = Runtime::builder().workers(cpus).build().expect("runtime");
+    assert_eq!(rotating.rotates_workers(), cpus >= 2);
+    drop(rotating);
+    let fixed = Runtime::builder()
+        .workers(cpus)
+        .rotate_workers(false)
+        .build()
+        .expect("runtime");
+    assert!(!fixed.rotates_workers());
+}

@@ -157,6 +157,11 @@ fn preempt_reports_fairness() {
         ],
     );
     assert_eq!(lines[0]["starved_instances"], 0);
+    let options = lines[0].object.get("options");
+    assert!(
+        options.and_then(|o| o.get("rotate_workers")).is_none(),
+        "rotation is the default: {options:?}"
+    );
     // The machine's noise was measured (the ticker runs), and the floor
     // it sets is below it (each instance ran more than one tick).
     let noise = lines[0]["machine_noise_cv"]
@@ -174,8 +179,11 @@ fn preempt_reports_fairness() {
 #[test]
 fn preempt_counts_instances_stopped_before_their_first_slice_as_starved() {
     // 2,000 instances x 250 µs / 2 workers = a 250 ms round, against 50 ms.
-    let lines = json_lines(&["preempt", "-n", "2000", "-t", "0.05"]);
+    // (Also: `--no-rotation` is noted in the header's options.)
+    let lines = json_lines(&["preempt", "-n", "2000", "-t", "0.05", "--no-rotation"]);
     assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["options"]["rotate_workers"], false);
+    assert_eq!(lines[0]["workers_rotated"], false);
     let starved = lines[0]["starved_instances"].as_u64().expect("starved");
     assert!(starved > 0 && starved < 2000, "{starved} starved");
     assert_eq!(lines[0]["counter_min"], 0);

@@ -17,12 +17,15 @@
 //! `N / workers × timeslice`) and `gap_vs_ideal` = `max_gap_ms /
 //! ideal_gap_ms`; `counter_cv_within_worker_max`, the largest CV among the
 //! instances of one worker (the scheduler's fairness, apart from how fast
-//! each core ran: instances never migrate), and `worker_mean_max_over_min`,
-//! the spread of the workers' mean counters; `machine_noise_cv`, how much
-//! the work a CPU does in one tick varies on this machine (measured for
-//! half a second before the run, see `machine_noise.rs`), and
-//! `counter_cv_floor`, the CV that noise alone gives instances that each
-//! ran the median number of ticks.
+//! each worker ran: instances never migrate between workers), and
+//! `worker_mean_max_over_min`, the spread of the workers' mean counters
+//! (how much of a slow CPU's toll the worker rotation of `shoal-scheduler`
+//! left on one worker; `--no-rotation` shows it without, and
+//! `workers_rotated` says whether the rotation applied);
+//! `machine_noise_cv`, how much the work a CPU does in one tick varies on
+//! this machine (measured for half a second before the run, see
+//! `machine_noise.rs`), and `counter_cv_floor`, the CV that noise alone
+//! gives instances that each ran the median number of ticks.
 
 use super::error::StressError;
 use super::limits::{preflight, Limit, LimitHit, Plan};
@@ -320,7 +323,8 @@ pub fn run(opts: &StressOptions, p: &PreemptParams) -> Result<PreemptRun, Stress
             .with("counter_cv_within_worker_max", round(within_cv, 4))
             .with("machine_noise_cv", noise.map(|c| round(c, 4)))
             .with("counter_cv_floor", cv_floor.map(|f| round(f, 4)))
-            .with("worker_mean_max_over_min", round(worker_spread, 3)),
+            .with("worker_mean_max_over_min", round(worker_spread, 3))
+            .with("workers_rotated", runtime.rotates_workers()),
     );
     report.records.push(r);
     if let (Some(noise), Some(floor)) = (noise, cv_floor) {

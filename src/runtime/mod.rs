@@ -193,6 +193,12 @@ impl Runtime {
         self.executor.workers()
     }
 
+    /// Whether the workers are being moved between CPUs (see
+    /// [`RuntimeBuilder::rotate_workers`]).
+    pub fn rotates_workers(&self) -> bool {
+        self.executor.rotates_workers()
+    }
+
     /// Validates and compiles a module (wasm bytes or text) for this
     /// runtime.
     pub fn compile(&self, bytes: impl AsRef<[u8]>) -> shoal_instance::Result<Module> {
