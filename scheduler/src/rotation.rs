@@ -44,9 +44,15 @@
 //!    waits on) when its workers have been joined, or when it is dropped
 //!    after a shutdown started from one of its own green threads.
 //!
-//! The cost is a migration per worker per period: its caches warm up again
-//! on the new CPU (a few hundred microseconds in 100 ms at most), and ten
-//! wake-ups a second of the rotator.
+//! The cost is a migration per worker per period, after which its caches
+//! warm up again on the new CPU, and ten wake-ups a second of the rotator.
+//! With 1,000 spinning instances on the development VM, the median
+//! instance's longest wait between two slices grew by about 3% (134
+//! against 130 ms, 12 runs each, rotation on and off taking turns) and
+//! the total progress by 0.2–0.5% (within the noise). The rotation itself
+//! stalls nothing: a plain C program with two spinning threads saw the
+//! same 5–10 ms stalls (the hypervisor's) with and without the threads
+//! swapping CPUs every 100 ms.
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -128,7 +134,7 @@ impl Plan {
     /// The CPU of `worker` at `step`.
     fn cpu(&self, worker: usize, step: usize) -> usize {
         let (ring, place) = &self.rings[worker];
-        ring[(place + step) % ring.len()]
+        ring[(place + step % ring.len()) % ring.len()]
     }
 }
 
