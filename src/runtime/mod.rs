@@ -3,7 +3,11 @@
 //! A [`Runtime`] is an [`Engine`] whose compiled code checks the
 //! scheduler's process-wide epoch, plus an [`Executor`] (one worker thread
 //! per core) whose switch hook carries each green thread's trap state.
-//! Every instance runs on its own green thread:
+//! Besides the workers, the process runs one epoch ticker thread per CPU
+//! and, while the workers are one per CPU and unpinned, a rotator thread
+//! that moves them to the next CPU every 100 ms
+//! ([`RuntimeBuilder::rotate_workers`]). Every instance runs on its own
+//! green thread:
 //!
 //! ```no_run
 //! use shoal::runtime::Runtime;
