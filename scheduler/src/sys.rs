@@ -258,12 +258,10 @@ pub(crate) fn raise_thread_priority() -> bool {
     if rc == 0 {
         return true;
     }
-    // SAFETY: gettid has no preconditions; setpriority on our own tid only
-    // changes this thread's nice value (failure is ignored).
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, -10);
-    }
+    let tid = current_thread_id() as libc::id_t;
+    // SAFETY: setpriority on our own tid only changes this thread's nice
+    // value (failure is ignored).
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, -10) };
     false
 }
 
