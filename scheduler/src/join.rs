@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::cache::prefetch;
+use crate::cache::{arc_counts, prefetch};
 use crate::error::JoinError;
 use crate::task::{AbortJoin, Start, Task};
 use crate::thread::{park_until, Thread};
@@ -224,8 +224,8 @@ impl<T> JoinHandle<T> {
     /// of the one being joined lets those loads overlap.
     pub fn prefetch(&self) {
         // The result's state and the `Arc`'s counts just before it.
+        prefetch(arc_counts(&self.packet));
         let packet = Arc::as_ptr(&self.packet) as usize;
-        prefetch(packet.wrapping_sub(2 * std::mem::size_of::<usize>()));
         prefetch(packet.wrapping_add(std::mem::size_of::<Packet<T>>() - 1));
         self.thread.prefetch_record();
     }

@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use corosensei::{Coroutine, Yielder};
 
-use crate::cache::{prefetch, LINE};
+use crate::cache::{arc_counts, prefetch, LINE};
 use crate::context::current_worker;
 use crate::error::{Cancelled, SpawnError};
 use crate::hooks::SwitchSlot;
@@ -158,14 +158,14 @@ const _: () = {
         + std::mem::offset_of!(TaskLocal, switch_slot)
         + std::mem::size_of::<SwitchSlot>();
     assert!(
-        hot_end <= Task::HOT_LINES * 64,
+        hot_end <= Task::HOT_LINES * LINE,
         "a switch's fields of Task must fit in Task::HOT_LINES lines"
     );
     let woken_end = std::mem::offset_of!(Task, local)
         + std::mem::offset_of!(TaskLocal, park_hints)
         + std::mem::size_of::<[usize; crate::hooks::PARK_HINTS]>();
     assert!(
-        woken_end <= Task::WOKEN_LINES * 64,
+        woken_end <= Task::WOKEN_LINES * LINE,
         "the park hints must fit in Task::WOKEN_LINES lines"
     );
 };
@@ -274,12 +274,10 @@ impl Task {
     /// Starts loading what a handle held outside the worker touches when
     /// it wakes the task or drops the last reference to it: the first line
     /// of the record (the park word), the line of its worker's handle, and
-    /// the line before the record, where `Arc` keeps its counts (a guess
-    /// at `Arc`'s layout: a prefetch is only a hint).
+    /// the line before the record, where `Arc` keeps its counts.
     pub(crate) fn prefetch_shared(this: &Arc<Task>) {
-        let at = Arc::as_ptr(this) as usize;
-        prefetch(at.wrapping_sub(LINE));
-        prefetch(at);
+        prefetch(arc_counts(this));
+        prefetch(Arc::as_ptr(this) as usize);
         prefetch(std::ptr::addr_of!(this.remote) as usize);
     }
 

@@ -145,7 +145,7 @@ use crossbeam::queue::SegQueue;
 use crossbeam::utils::CachePadded;
 use mio::{Events, Poll, Registry, Token, Waker};
 
-use crate::cache::{prefetch, LINE};
+use crate::cache::{prefetch, prefetch_lines, LINE};
 use crate::context::CTX;
 use crate::epoch::epoch_now;
 use crate::error::SpawnError;
@@ -402,7 +402,7 @@ impl WorkerCore {
     pub(crate) fn push_woken(&self, task: Arc<Task>) {
         let mut queue = self.run_queue.borrow_mut();
         if queue.len() < PREFETCH_ON_PUSH_BELOW {
-            prefetch_lines(&task, Task::WOKEN_LINES);
+            prefetch_record(&task, Task::WOKEN_LINES);
         }
         // Where it suspended is in its record, likely out of the caches:
         // read later (`prefetch_next`), not now.
@@ -794,11 +794,11 @@ fn prefetch_next(queue: &mut VecDeque<Queued>) {
     if let Some(later) = queue.get_mut(RECORD_AHEAD) {
         // Known from the queue entry: no need to wait for the record.
         if later.suspended_at != 0 {
-            prefetch_lines(&later.task, Task::HOT_LINES);
+            prefetch_record(&later.task, Task::HOT_LINES);
             prefetch_resume(later.suspended_at, later.hints, STACK_PREFETCH_LINES);
             later.prefetched_early = true;
         } else {
-            prefetch_lines(&later.task, Task::WOKEN_LINES);
+            prefetch_record(&later.task, Task::WOKEN_LINES);
         }
     }
     let soon = match queue.len() {
@@ -831,10 +831,7 @@ fn prefetch_resume(sp: usize, hints: [usize; RESUME_HINTS], lines: usize) {
     if sp != 0 {
         // From one line below the suspension point (the switch's own frame)
         // up through the frames it returns through.
-        let from = sp.wrapping_sub(LINE);
-        for line in 0..lines {
-            prefetch(from.wrapping_add(line * LINE));
-        }
+        prefetch_lines(sp.wrapping_sub(LINE), lines);
     }
     prefetch_hints(&hints);
 }
@@ -906,9 +903,6 @@ const PREFETCH_ON_PUSH_BELOW: usize = 32;
 /// Prefetches the first `lines` lines of a task record (the task starts on
 /// a line: see `Task`'s layout).
 #[inline(always)]
-fn prefetch_lines(task: &Arc<Task>, lines: usize) {
-    let at = Arc::as_ptr(task) as usize;
-    for line in 0..lines {
-        prefetch(at.wrapping_add(line * LINE));
-    }
+fn prefetch_record(task: &Arc<Task>, lines: usize) {
+    prefetch_lines(Arc::as_ptr(task) as usize, lines);
 }
