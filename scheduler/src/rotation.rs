@@ -106,7 +106,7 @@ impl Drop for ThreadIdGuard {
 /// Where each worker runs at each step (steps 2 and 4).
 struct Plan {
     /// Per worker: the CPUs of its home's node, and its home's place there.
-    rings: Vec<(Arc<[usize]>, usize)>,
+    rings: Vec<(Box<[usize]>, usize)>,
 }
 
 impl Plan {
@@ -117,7 +117,7 @@ impl Plan {
         let rings = (0..workers)
             .map(|worker| {
                 let home = worker % cpus.len();
-                let ring: Arc<[usize]> = cpus
+                let ring: Box<[usize]> = cpus
                     .iter()
                     .zip(&nodes)
                     .filter(|(_, n)| **n == nodes[home])
@@ -166,10 +166,16 @@ impl Rotator {
             .name("shoal-rotate".into())
             .spawn(move || {
                 let mut step = 0usize;
+                let workers = 0..cpus.len();
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(ROTATION_PERIOD) {
                     step = step.wrapping_add(1);
-                    if !move_workers(&thread_ids, |worker| vec![plan.cpu(worker, step)]) {
-                        move_workers(&thread_ids, |_| cpus.clone());
+                    let moved = workers
+                        .clone()
+                        .all(|w| move_worker(&thread_ids, w, &[plan.cpu(w, step)]));
+                    if !moved {
+                        for w in workers {
+                            move_worker(&thread_ids, w, &cpus);
+                        }
                         return;
                     }
                 }
@@ -185,17 +191,15 @@ impl Rotator {
     }
 }
 
-/// Restricts each live worker to `cpus_of(worker)`; false if a move failed.
-fn move_workers(ids: &WorkerThreadIds, cpus_of: impl Fn(usize) -> Vec<usize>) -> bool {
-    let mut all_moved = true;
-    for (worker, slot) in ids.0.iter().enumerate() {
-        // The lock keeps the thread from ending while it is moved (step 3).
-        let tid = slot.lock();
-        if let Some(tid) = *tid {
-            all_moved &= sys::set_thread_affinity(tid, &cpus_of(worker)).is_ok();
-        }
-    }
-    all_moved
+/// Restricts `worker`'s thread, if it runs, to `cpus`; false if that
+/// failed.
+fn move_worker(ids: &WorkerThreadIds, worker: usize, cpus: &[usize]) -> bool {
+    let Some(slot) = ids.0.get(worker) else {
+        return true;
+    };
+    // The lock keeps the thread from ending while it is moved (step 3).
+    let tid = slot.lock();
+    tid.is_none_or(|tid| sys::set_thread_affinity(tid, cpus).is_ok())
 }
 
 #[cfg(test)]
