@@ -195,10 +195,15 @@ impl IoTable {
         }
     }
 
+    /// The slot `token` names, whether or not it is still that token's:
+    /// for cache hints only.
+    fn slot_for_hint(&self, token: usize) -> Option<&IoSlot> {
+        self.slots.get(Self::split(token).0)
+    }
+
     /// Starts loading the slot of `token` (see [`IoTable::dispatch_all`]).
     fn prefetch_slot(&self, token: usize) {
-        let (index, _) = Self::split(token);
-        if let Some(slot) = self.slots.get(index) {
+        if let Some(slot) = self.slot_for_hint(token) {
             let at = slot as *const IoSlot as usize;
             prefetch(at);
             prefetch(at.wrapping_add(std::mem::size_of::<IoSlot>() - 1));
@@ -208,8 +213,7 @@ impl IoTable {
     /// Starts loading what waking the tasks waiting on the slot of `token`
     /// touches (see [`IoTable::dispatch_all`] and `Task::prefetch_shared`).
     fn prefetch_waiters(&self, token: usize) {
-        let (index, _) = Self::split(token);
-        if let Some(slot) = self.slots.get(index) {
+        if let Some(slot) = self.slot_for_hint(token) {
             for task in slot.readers.iter().chain(slot.writers.iter()) {
                 Task::prefetch_shared(task);
             }
